@@ -1,0 +1,3 @@
+module github.com/spreadtrain/spreadtrain
+
+go 1.23
