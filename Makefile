@@ -1,0 +1,32 @@
+# spreadtrain: set-up, build and test. `make setup` is idempotent; `make test` runs the whole suite.
+SHELL := /bin/bash
+BUILD := build
+SHIM := $(BUILD)/cgo/libspreadtorch.so
+BIN := bin/spreadtrain
+# CMAKE_PREFIX_PATH for a CUDA libtorch, e.g. $(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+TORCH_PREFIX ?=
+export PATH := /usr/local/go/bin:$(PATH)
+# CI and benchmarks use one intra-op thread unless told otherwise
+export SPREADTRAIN_THREADS ?= 1
+
+.PHONY: setup shim build test bench demo clean
+
+setup:
+	./scripts/setup.sh
+
+shim: $(SHIM)
+
+$(SHIM): cgo/CMakeLists.txt cgo/*.cpp cgo/*.h
+	cmake -S cgo -B $(BUILD)/cgo -DCMAKE_BUILD_TYPE=Release $(if $(TORCH_PREFIX),-DCMAKE_PREFIX_PATH=$(TORCH_PREFIX)) >/dev/null
+	cmake --build $(BUILD)/cgo -j $$(nproc)
+
+build: $(SHIM)
+	go build -o $(BIN) ./cmd/spreadtrain
+	cp $(SHIM) bin/
+
+test: setup
+	go vet ./...
+	go test -count=1 -timeout 25m ./...
+
+clean:
+	rm -rf $(BUILD) bin

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what spreadtrain needs on Debian 12 and builds the libtorch shim. Idempotent: a second run
+# installs nothing and rebuilds only what changed.
+#   - cmake, g++, make: build the C++ shim (cgo/) with find_package(Torch)
+#   - libtorch-dev: Debian's CPU libtorch 1.13 (a CUDA build uses TORCH_PREFIX instead, see README)
+#   - libopenblas0-pthread: libtorch does its matrix products through the system BLAS, and Debian's
+#     default reference BLAS is ~38x slower (bench/blas.sh measures it)
+#   - dataset-fashion-mnist: the Fashion-MNIST files, read from /usr/share/datasets/fashion-mnist
+#   - Go: /usr/local/go if present; otherwise Debian's Go 1.19 fetches a current toolchain as a module
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+packages=(cmake g++ make libtorch-dev libopenblas0-pthread dataset-fashion-mnist ca-certificates git)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Go: the module needs go >= 1.23. Debian 12 ships 1.19, which cannot switch toolchains itself, so it
+# downloads the toolchain module (the same one GOTOOLCHAIN uses) through the module proxy.
+GO_WANT=go1.23.12
+go_ok() { "$1" version 2>/dev/null | awk '{split(substr($3,3),v,"."); exit !(v[1]>1 || v[2]>=23)}'; }
+GO=""
+for cand in go /usr/local/go/bin/go "$HOME/.cache/spreadtrain/go/bin/go"; do
+  if command -v "$cand" >/dev/null 2>&1 && go_ok "$cand"; then GO=$(command -v "$cand"); break; fi
+done
+if [ -z "$GO" ]; then
+  dpkg-query -W -f='${Status}' golang-go 2>/dev/null | grep -q "install ok installed" || {
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends golang-go
+  }
+  mod="golang.org/toolchain@v0.0.1-${GO_WANT}.linux-$(dpkg --print-architecture)"
+  dir=$(cd /tmp && GOFLAGS=-mod=mod GOPATH="$HOME/.cache/spreadtrain/gopath" /usr/bin/go mod download -json "$mod" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  mkdir -p "$HOME/.cache/spreadtrain"
+  rm -rf "$HOME/.cache/spreadtrain/go"
+  cp -r "$dir" "$HOME/.cache/spreadtrain/go"
+  chmod -R u+w "$HOME/.cache/spreadtrain/go"
+  GO="$HOME/.cache/spreadtrain/go/bin/go"
+  echo "setup: Go toolchain at $GO (add $(dirname "$GO") to PATH)" >&2
+fi
+"$GO" version >&2
+
+make --no-print-directory shim
