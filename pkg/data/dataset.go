@@ -9,10 +9,10 @@ import (
 type Dataset struct {
 	Name        string
 	N, C, H, W  int
-	Pixels      []uint8  // len N*C*H*W, NCHW order
-	Coarse      []int64  // coarse (training) label per sample
-	Fine        []int64  // fine label per sample (== original class); -1 if unknown
-	Group       []int64  // group label per sample; -1 if unknown
+	Pixels      []uint8 // len N*C*H*W, NCHW order
+	Coarse      []int64 // coarse (training) label per sample
+	Fine        []int64 // fine label per sample (== original class); -1 if unknown
+	Group       []int64 // group label per sample; -1 if unknown
 	CoarseNames []string
 	FineNames   []string
 	Source      []string // optional: file (and row) each sample came from, for error messages; may be nil
