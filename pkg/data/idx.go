@@ -125,11 +125,12 @@ func maybeGunzip(raw []byte) ([]byte, error) {
 // ParseIDXImages parses an uncompressed IDX3 unsigned-byte image file (magic 2051). name is used in
 // error messages only.
 func ParseIDXImages(b []byte, name string) (n, rows, cols int, pixels []uint8, err error) {
+	// The magic number first: a swapped or foreign file says more by its magic than by its length.
+	if len(b) >= 4 && binary.BigEndian.Uint32(b) != idxImagesMagic {
+		return 0, 0, 0, nil, fmt.Errorf("%s: magic number %d, want %d for an IDX image file (is it a labels file, or not IDX at all?)", name, binary.BigEndian.Uint32(b), idxImagesMagic)
+	}
 	if len(b) < 16 {
 		return 0, 0, 0, nil, fmt.Errorf("%s: %d bytes, too short for an IDX image header (16 bytes)", name, len(b))
-	}
-	if m := binary.BigEndian.Uint32(b); m != idxImagesMagic {
-		return 0, 0, 0, nil, fmt.Errorf("%s: magic number %d, want %d for an IDX image file (is it a labels file, or not IDX at all?)", name, m, idxImagesMagic)
 	}
 	nn, r, c := uint64(binary.BigEndian.Uint32(b[4:])), uint64(binary.BigEndian.Uint32(b[8:])), uint64(binary.BigEndian.Uint32(b[12:]))
 	if r == 0 || c == 0 {
@@ -152,11 +153,11 @@ func ParseIDXImages(b []byte, name string) (n, rows, cols int, pixels []uint8, e
 
 // ParseIDXLabels parses an uncompressed IDX1 unsigned-byte label file (magic 2049).
 func ParseIDXLabels(b []byte, name string) ([]uint8, error) {
+	if len(b) >= 4 && binary.BigEndian.Uint32(b) != idxLabelsMagic {
+		return nil, fmt.Errorf("%s: magic number %d, want %d for an IDX label file (is it an images file, or not IDX at all?)", name, binary.BigEndian.Uint32(b), idxLabelsMagic)
+	}
 	if len(b) < 8 {
 		return nil, fmt.Errorf("%s: %d bytes, too short for an IDX label header (8 bytes)", name, len(b))
-	}
-	if m := binary.BigEndian.Uint32(b); m != idxLabelsMagic {
-		return nil, fmt.Errorf("%s: magic number %d, want %d for an IDX label file (is it an images file, or not IDX at all?)", name, m, idxLabelsMagic)
 	}
 	n := uint64(binary.BigEndian.Uint32(b[4:]))
 	have := uint64(len(b) - 8)

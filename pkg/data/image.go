@@ -2,11 +2,13 @@ package data
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
 	_ "image/jpeg" // registers the JPEG decoder with image.Decode
 	_ "image/png"  // registers the PNG decoder with image.Decode
+	"io"
 	"runtime"
 	"sync"
 )
@@ -56,6 +58,9 @@ func DecodeImage(b []byte, source string, o ImageOptions, dst []uint8) (err erro
 	}()
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
 	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("%s: truncated image: the file ends inside its header: %w", source, err)
+		}
 		return fmt.Errorf("%s: not a readable JPEG or PNG: %w", source, err)
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > o.maxSourcePixels()/max(cfg.Height, 1) {

@@ -10,8 +10,8 @@ import (
 // DefaultValFraction and DefaultSplitSeed are the reference setup's validation split: 10% of the
 // training set, seed 42.
 const (
-	DefaultValFraction         = 0.1
-	DefaultSplitSeed    uint64 = 42
+	DefaultValFraction        = 0.1
+	DefaultSplitSeed   uint64 = 42
 )
 
 // Each sampling function draws from its own PCG stream, so using one seed for several of them does
