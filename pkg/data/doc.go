@@ -1,0 +1,14 @@
+// Package data reads the image datasets spreadtrain trains on into memory as uint8 NCHW arrays with
+// coarse, fine and group labels, and holds the label hierarchies, splits and synthetic
+// spurious-correlation sets built on top of them.
+//
+// It is pure Go (no cgo, no torch): the torch side turns a Dataset's Pixels into one uint8 tensor and
+// does augmentation on the device. Every reader returns an error naming the file (and the record or
+// row where there is one) instead of panicking on bad input; the fuzz targets in fuzz_test.go hold
+// the parsers to that.
+//
+// Label convention: readers set Fine to the dataset's original class and Coarse to the same value
+// with CoarseNames == FineNames; ApplyLabelMap then replaces Coarse by a coarser hierarchy (CIFAR-10
+// vehicles/animals, CIFAR-100 superclasses, ...). Datasets that come with their own training label
+// (CIFAR-100's coarse byte, a metadata CSV's label column) set Coarse from it directly.
+package data
