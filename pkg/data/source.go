@@ -1,0 +1,216 @@
+package data
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Source names a dataset and says how to read it; it is the `data:` section of a run's config.
+type Source struct {
+	Name string `yaml:"name"` // see SourceNames
+	// Dir holds the dataset's files; empty means <data root>/<DefaultDir(name)>.
+	Dir string `yaml:"dir"`
+	// LabelMap is a fine-to-coarse label-map file (see ParseLabelMap); empty uses the dataset's
+	// built-in hierarchy, and "none" trains on the fine labels.
+	LabelMap string `yaml:"label_map"`
+	// CSV is the metadata file of a csv dataset (path,label[,fine_label][,group][,split]).
+	CSV string `yaml:"csv"`
+	// ImageSize and Channels fix the image shape of folder and csv datasets (others are native).
+	ImageSize int `yaml:"image_size"`
+	Channels  int `yaml:"channels"`
+	// PerClassLimit keeps k training images per fine class (seeded), TestPerClassLimit likewise for
+	// the test split; 0 keeps all. For quick runs and CI.
+	PerClassLimit     int `yaml:"per_class_limit"`
+	TestPerClassLimit int `yaml:"test_per_class_limit"`
+	// Agreement is the share of training images whose spurious attribute agrees with the label in the
+	// synthetic robustness sets (colored-mnist, waterbirds-like); their test split uses 0.5.
+	Agreement float64 `yaml:"agreement"`
+	Seed      uint64  `yaml:"seed"`
+}
+
+// SourceNames lists the dataset names Source understands.
+var SourceNames = []string{"mnist", "fashion-mnist", "cifar10", "cifar100", "cifar10-jpg", "folder", "csv",
+	"colored-mnist", "waterbirds-like"}
+
+// DefaultDir is the folder under the data root where a named dataset lives by default.
+func DefaultDir(name string) string {
+	switch name {
+	case "cifar10":
+		return "cifar-10-batches-bin"
+	case "cifar100":
+		return "cifar-100-binary"
+	case "colored-mnist", "waterbirds-like":
+		return "mnist"
+	}
+	return name
+}
+
+// DataRoot is where datasets live unless a run says otherwise: $SPREADTRAIN_DATA, else ./data.
+func DataRoot() string {
+	if d := os.Getenv("SPREADTRAIN_DATA"); d != "" {
+		return d
+	}
+	return "data"
+}
+
+func (s Source) dir(root string) string {
+	if s.Dir != "" {
+		return s.Dir
+	}
+	if s.Name == "fashion-mnist" {
+		local := filepath.Join(root, "fashion-mnist")
+		if _, err := os.Stat(local); err != nil {
+			return DefaultFashionMNISTDir
+		}
+		return local
+	}
+	return filepath.Join(root, DefaultDir(s.Name))
+}
+
+// Validate checks the fields that do not need the files.
+func (s Source) Validate() error {
+	known := false
+	for _, n := range SourceNames {
+		known = known || n == s.Name
+	}
+	if !known {
+		return fmt.Errorf("data.name %q: want one of %s", s.Name, strings.Join(SourceNames, ", "))
+	}
+	if (s.Name == "folder" || s.Name == "csv") && (s.ImageSize < 1 || (s.Channels != 1 && s.Channels != 3)) {
+		return fmt.Errorf("data: a %s dataset needs data.image_size > 0 and data.channels 1 or 3", s.Name)
+	}
+	if s.Name == "csv" && s.CSV == "" {
+		return fmt.Errorf("data.csv: a csv dataset needs the metadata file")
+	}
+	if s.PerClassLimit < 0 || s.TestPerClassLimit < 0 {
+		return fmt.Errorf("data.per_class_limit must be >= 0")
+	}
+	if s.Agreement < 0 || s.Agreement > 1 {
+		return fmt.Errorf("data.agreement %v: must be in [0, 1]", s.Agreement)
+	}
+	return nil
+}
+
+// Load reads one split ("train" or "test") with its label hierarchy applied.
+func (s Source) Load(root, split string) (*Dataset, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if split != "train" && split != "test" {
+		return nil, fmt.Errorf("split %q: want train or test", split)
+	}
+	dir := s.dir(root)
+	var d *Dataset
+	var err error
+	switch s.Name {
+	case "mnist":
+		d, err = LoadMNIST(dir, split)
+	case "fashion-mnist":
+		d, err = LoadFashionMNIST(dir, split)
+	case "cifar10":
+		d, err = LoadCIFAR10(dir, split)
+	case "cifar100":
+		d, err = LoadCIFAR100(dir, split) // carries its 20 superclasses as coarse labels
+	case "cifar10-jpg":
+		d, err = loadCIFAR10JPG(dir, split, s.limit(split))
+	case "folder":
+		d, err = LoadImageFolder(dir, split, FolderOptions{ImageOptions: s.imageOptions()})
+	case "csv":
+		d, err = LoadMetadataCSV(s.CSV, dir, split, CSVOptions{ImageOptions: s.imageOptions()})
+	case "colored-mnist", "waterbirds-like":
+		return s.loadSynthetic(root, dir, split)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.applyLabels(d); err != nil {
+		return nil, err
+	}
+	if k := s.limit(split); k > 0 && s.Name != "cifar10-jpg" {
+		d = LimitPerClass(d, k, s.Seed)
+	}
+	return d, nil
+}
+
+func (s Source) limit(split string) int {
+	if split == "test" {
+		return s.TestPerClassLimit
+	}
+	return s.PerClassLimit
+}
+
+func (s Source) imageOptions() ImageOptions {
+	return ImageOptions{H: s.ImageSize, W: s.ImageSize, C: s.Channels}
+}
+
+// applyLabels sets the coarse labels from the label-map file, or the built-in hierarchy.
+func (s Source) applyLabels(d *Dataset) error {
+	switch {
+	case s.LabelMap == "none":
+		d.Coarse = append([]int64(nil), d.Fine...)
+		d.CoarseNames = append([]string(nil), d.FineNames...)
+		return nil
+	case s.LabelMap != "":
+		m, err := LoadLabelMap(s.LabelMap, d.FineNames)
+		if err != nil {
+			return err
+		}
+		return d.ApplyLabelMap(m)
+	}
+	builtin := map[string]string{"mnist": "mnist", "fashion-mnist": "fashion-mnist", "cifar10": "cifar10", "cifar10-jpg": "cifar10"}
+	name, ok := builtin[s.Name]
+	if !ok {
+		return nil // cifar100, folder and csv bring their own coarse labels
+	}
+	m, err := BuiltinLabelMap(name)
+	if err != nil {
+		return err
+	}
+	return d.ApplyLabelMap(m)
+}
+
+// loadCIFAR10JPG reads the JPEG release from its .tar.gz archives or an extracted folder.
+func loadCIFAR10JPG(dir, split string, limit int) (*Dataset, error) {
+	opts := FolderOptions{ImageOptions: ImageOptions{H: 32, W: 32, C: 3}, Classes: CIFAR10ClassNames, PerClassLimit: limit}
+	archive := filepath.Join(dir, "cifar10-jpg-"+split+".tar.gz")
+	if _, err := os.Stat(archive); err == nil {
+		return LoadImageTarGz(archive, split, opts)
+	}
+	if _, err := os.Stat(filepath.Join(dir, split)); err == nil {
+		return LoadImageFolder(dir, split, opts)
+	}
+	return nil, fmt.Errorf("cifar10-jpg: neither %s nor %s exists", archive, filepath.Join(dir, split))
+}
+
+// loadSynthetic builds the spurious-correlation sets from MNIST (and CIFAR-10 backgrounds).
+func (s Source) loadSynthetic(root, mnistDir, split string) (*Dataset, error) {
+	digits, err := LoadMNIST(mnistDir, split)
+	if err != nil {
+		return nil, err
+	}
+	if k := s.limit(split); k > 0 {
+		digits = LimitPerClass(digits, k, s.Seed)
+	}
+	agreement := s.Agreement
+	if agreement == 0 {
+		agreement = 0.95
+	}
+	if split == "test" {
+		agreement = 0.5
+	}
+	seed := s.Seed + map[string]uint64{"train": 0, "test": 1}[split]
+	if s.Name == "colored-mnist" {
+		return ColoredMNIST(digits, agreement, seed)
+	}
+	bgDir := filepath.Join(root, "cifar10-jpg")
+	bg, err := loadCIFAR10JPG(bgDir, split, 0)
+	if err != nil {
+		return nil, fmt.Errorf("waterbirds-like backgrounds: %w", err)
+	}
+	if err := bg.ApplyLabelMap(CIFAR10VehicleAnimalMap()); err != nil {
+		return nil, err
+	}
+	return WaterbirdsLike(digits, bg, agreement, seed)
+}
