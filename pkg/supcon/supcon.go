@@ -53,17 +53,20 @@ const maskedLogit = -1e9
 
 // Validate checks shapes, label type and range of anchors, and that every embedding is finite (this
 // reads the data back, so a training loop on an accelerator calls it only when debugging).
-func (v Views) Validate() (err error) {
+func (v Views) Validate() error {
 	if err := v.checkShapes(); err != nil {
 		return err
 	}
-	return torch.Catch(func() {
-		torch.WithScope(func() {
-			if v.Z.IsFinite().All(false).Item() == 0 {
-				err = fmt.Errorf("embeddings contain NaN or Inf")
-			}
-		})
-	})
+	finite := true
+	if err := torch.Catch(func() {
+		torch.WithScope(func() { finite = v.Z.IsFinite().All(false).Item() != 0 })
+	}); err != nil {
+		return err
+	}
+	if !finite {
+		return fmt.Errorf("embeddings contain NaN or Inf")
+	}
+	return nil
 }
 
 func (v Views) checkShapes() error {
