@@ -216,6 +216,45 @@ int st_module_count(st_module m, int kind);
 /* name is malloc'd; free it with st_free_err */
 st_err st_module_get(st_module m, int kind, int index, char** name, st_tensor* out);
 
+
+/* ==== distributed (cgo/dist.cpp): c10d TCPStore rendezvous, Gloo/NCCL process groups ==== */
+/* Collectives are blocking: each waits at most the group's timeout and returns an error (dead peer,
+ * timeout, mismatched shapes) instead of hanging. Every rank must call the same collectives in the
+ * same order with tensors of matching dtype and shape. After a failed collective the group is
+ * unusable; free it and exit. */
+typedef struct st_store_s* st_store;
+typedef struct st_pg_s* st_pg;
+enum { ST_DIST_GLOO = 1, ST_DIST_NCCL = 2 };
+int st_dist_backends(void); /* bitmask of the backends this shim was compiled with */
+/* The master (rank 0) listens on host:port (port 0 picks a free one, see st_dist_store_port) and waits
+ * until world_size ranks have connected; clients connect to it. Both fail after timeout_ms. */
+st_err st_dist_store_new(const char* host, int port, int is_master, int world_size, int64_t timeout_ms,
+                         st_store* out);
+int st_dist_store_port(st_store s);
+void st_dist_store_free(st_store s);
+/* backend: "gloo" (CPU tensors) or "nccl" (CUDA tensors on device_index; only when compiled in).
+ * gloo_host: the address Gloo binds (e.g. "127.0.0.1"); NULL or "" uses $GLOO_SOCKET_IFNAME, else
+ * the address this machine's hostname resolves to. Groups over one store must be created in the same
+ * order on every rank. */
+st_err st_dist_pg_new(st_store store, const char* backend, int rank, int world_size, int64_t timeout_ms,
+                      const char* gloo_host, int device_index, st_pg* out);
+void st_dist_pg_free(st_pg pg);
+/* In-place sum (divided by the world size when average) over a list of tensors, packed into contiguous
+ * buckets of at most bucket_bytes (<= 0: one bucket per dtype/device run). *bytes (may be NULL) gets
+ * the bytes all-reduced by this rank. */
+st_err st_dist_all_reduce(st_pg pg, const st_tensor* ts, int n, int average, int64_t bucket_bytes,
+                          int64_t* bytes);
+/* In-place broadcast of a list of tensors from root (outside autograd: works on parameters). */
+st_err st_dist_broadcast(st_pg pg, const st_tensor* ts, int n, int root, int64_t bucket_bytes);
+/* Concatenation along dim 0 of every rank's t (row counts may differ; the rest of the shape and the
+ * dtype must match). No gradient. */
+st_err st_dist_all_gather(st_pg pg, st_tensor t, st_tensor* out);
+/* The same with gradient: backward all-reduces (sums) the gathered gradient and returns this rank's
+ * rows. Backward is itself a collective: every rank must run it. */
+st_err st_dist_all_gather_grad(st_pg pg, st_tensor t, st_tensor* out);
+st_err st_dist_barrier(st_pg pg);
+/* ==== end distributed ==== */
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,7 @@
 # installs nothing and rebuilds only what changed.
 #   - cmake, g++, make: build the C++ shim (cgo/) with find_package(Torch)
 #   - libtorch-dev: Debian's CPU libtorch 1.13 (a CUDA build uses TORCH_PREFIX instead, see README)
+#   - libgloo-dev: gloo's headers, which libtorch's c10d headers include (the Gloo backend of pkg/dist)
 #   - libopenblas0-pthread: libtorch does its matrix products through the system BLAS, and Debian's
 #     default reference BLAS is ~38x slower (bench/blas.sh measures it)
 #   - dataset-fashion-mnist: the Fashion-MNIST files, read from /usr/share/datasets/fashion-mnist
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-packages=(cmake g++ make libtorch-dev libopenblas0-pthread dataset-fashion-mnist ca-certificates git)
+packages=(cmake g++ make libtorch-dev libgloo-dev libopenblas0-pthread dataset-fashion-mnist ca-certificates git)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
