@@ -9,6 +9,14 @@ import (
 // are torchvision's (0.14) on float tensors, in the reference order: RandomResizedCrop, horizontal
 // flip, ColorJitter applied with probability Jitter.P, RandomGrayscale, then normalisation. Set a
 // probability (or jitter strength) to 0 to turn that step off.
+//
+// Where it differs from the reference (torchvision on PIL images, one image at a time):
+//   - everything runs on float32 tensors in [0, 1] (torchvision's tensor formulas, see augment_fn.go);
+//     PIL rounds to uint8 after every step, antialiases when a crop is shrunk, and has its own HSV
+//     code, so PIL outputs differ by quantisation-sized amounts;
+//   - grayscale weighs R by 0.2989 (torchvision's tensor code; PIL uses 0.299);
+//   - the random draws come from the device's torch generator in batched form, so a seed gives other
+//     (identically distributed) crops, flips and factors than torchvision's per-image draws.
 type AugmentConfig struct {
 	// Size is the side of the square output; 0 keeps the input's H x W.
 	Size int        `yaml:"size"`

@@ -304,6 +304,19 @@ func TestAugmenterIdentityAndEval(t *testing.T) {
 		for k := int64(0); k < 3; k++ {
 			maxDiff(t, "identity view", v.Select(1, k), e, 0)
 		}
+		// a different output size: eval resizes the whole image like the disabled crop does
+		cfg := NoAugment()
+		cfg.Size = 6
+		r, err := NewAugmenter(cfg, "cifar10", 3, 12, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rv, _ := r.Views(x, 1)
+		re, err := r.Eval(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		maxDiff(t, "resized eval = view", rv.Select(1, 0), re, 0)
 		if _, err := a.Views(x.Narrow(2, 0, 8), 2); err == nil {
 			t.Error("wrong image size accepted")
 		}

@@ -71,7 +71,8 @@ func (a *Augmenter) Views(x *torch.Tensor, views int) (out *torch.Tensor, err er
 	return out, err
 }
 
-// Eval is the evaluation transform: float32 [B, C, H, W], scaled to [0, 1] and normalised.
+// Eval is the evaluation transform: float32 [B, C, outH, outW], scaled to [0, 1], resized (bilinear,
+// as torchvision's Resize on tensors) only when augment.size differs from the input, and normalised.
 func (a *Augmenter) Eval(x *torch.Tensor) (out *torch.Tensor, err error) {
 	if err := a.checkInput(x); err != nil {
 		return nil, err
@@ -79,7 +80,12 @@ func (a *Augmenter) Eval(x *torch.Tensor) (out *torch.Tensor, err error) {
 	err = torch.Catch(func() {
 		s := torch.NewScope()
 		defer s.Close()
-		out = Normalize(ToFloat(x), a.cfg.Mean, a.cfg.Std)
+		xf := ToFloat(x)
+		if a.outH != a.h || a.outW != a.w {
+			whole := torch.FromSlice([]int64{0, 0, a.h, a.w}, 1, 4).On(x.Device()).Expand(x.Size(0), 4)
+			xf = ResizedCropFlip(xf, whole, nil, a.outH, a.outW)
+		}
+		out = Normalize(xf, a.cfg.Mean, a.cfg.Std)
 		s.Keep(out)
 	})
 	return out, err

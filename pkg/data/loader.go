@@ -57,6 +57,9 @@ func NewLoader(d *Dataset, dev torch.Device, o LoaderOptions) (*Loader, error) {
 // Next returns the next batch (its tensors in the caller's scope); ok is false once at the end of
 // each epoch, and the next call starts the following epoch.
 func (l *Loader) Next() (b Batch, ok bool, err error) {
+	if l.stream == nil && l.res == nil {
+		return b, false, fmt.Errorf("loader: Next after Close")
+	}
 	if l.stream == nil {
 		idx, ok := l.sampler.Next()
 		if !ok {
