@@ -2,8 +2,10 @@
 // coarse, fine and group labels, and holds the label hierarchies, splits and synthetic
 // spurious-correlation sets built on top of them.
 //
-// It is pure Go (no cgo, no torch): the torch side turns a Dataset's Pixels into one uint8 tensor and
-// does augmentation on the device. Every reader returns an error naming the file (and the record or
+// The readers are pure Go. The torch side (augment*.go, device.go, loader.go) keeps a Dataset's Pixels
+// as one uint8 tensor on the device, draws index batches from a seeded sampler, and augments the
+// batch there (torchvision's semantics, batched); a streaming loader gathers batches with Go workers
+// for data that does not fit. Every reader returns an error naming the file (and the record or
 // row where there is one) instead of panicking on bad input; the fuzz targets in fuzz_test.go hold
 // the parsers to that.
 //
