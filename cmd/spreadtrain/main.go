@@ -1,0 +1,89 @@
+// Command spreadtrain trains spread-out supervised contrastive representations (Chen et al.,
+// "Perfectly Balanced", ICML 2022) on libtorch: train, resume, embed, evaluate, export.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
+
+	"github.com/spreadtrain/spreadtrain/pkg/torch"
+)
+
+// usageError marks bad input: the process exits with status 2.
+type usageError struct{ error }
+
+func badInput(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+func main() {
+	os.Exit(run(os.Args))
+}
+
+func run(args []string) (code int) {
+	defer func() {
+		// the last line of defence: no user-reachable path ends in a Go panic trace
+		if r := recover(); r != nil {
+			fmt.Fprintf(os.Stderr, "spreadtrain: internal error: %v\n", r)
+			code = 3
+		}
+	}()
+	app := newApp()
+	if err := app.Run(args); err != nil {
+		fmt.Fprintf(os.Stderr, "spreadtrain: %v\n", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:  "spreadtrain",
+		Usage: "train representations that do not collapse (SupCon + class-conditional InfoNCE + autoencoder)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level: debug, info, warn or error"},
+			&cli.IntFlag{Name: "threads", Value: 0, Usage: "libtorch intra-op threads (0: libtorch's default)"},
+		},
+		Before: func(c *cli.Context) error {
+			if n := c.Int("threads"); n > 0 {
+				torch.SetNumThreads(n)
+			}
+			return nil
+		},
+		Commands: []*cli.Command{trainCommand(), embedCommand(), evalCommand(), analyzeCommand(), exportCommand(),
+			dataCommand(), compareCommand()},
+		ExitErrHandler: func(*cli.Context, error) {}, // errors are printed once, by run
+	}
+}
+
+func newLogger(c *cli.Context) (*logrus.Logger, error) {
+	log := logrus.New()
+	log.SetOutput(os.Stderr)
+	switch f := c.String("log-format"); f {
+	case "text":
+		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+	case "json":
+		log.SetFormatter(&logrus.JSONFormatter{})
+	default:
+		return nil, badInput("--log-format %q: want text or json", f)
+	}
+	lvl, err := logrus.ParseLevel(c.String("log-level"))
+	if err != nil {
+		return nil, badInput("--log-level: %v", err)
+	}
+	log.SetLevel(lvl)
+	return log, nil
+}
+
+// isTerminal reports whether f is a character device (a terminal), without a dependency.
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/spreadtrain/spreadtrain/pkg/data"
+	"github.com/spreadtrain/spreadtrain/pkg/nn"
+	"github.com/spreadtrain/spreadtrain/pkg/train"
+)
+
+// override is a flag that, when given, replaces one field of the configuration.
+type override struct {
+	flag  cli.Flag
+	apply func(c *cli.Context, cfg *train.Config)
+}
+
+func trainOverrides() []override {
+	d := train.Default()
+	str := func(name, usage, def string, set func(*train.Config, string)) override {
+		return override{&cli.StringFlag{Name: name, Usage: usage, Value: def},
+			func(c *cli.Context, cfg *train.Config) { set(cfg, c.String(name)) }}
+	}
+	num := func(name, usage string, def float64, set func(*train.Config, float64)) override {
+		return override{&cli.Float64Flag{Name: name, Usage: usage, Value: def},
+			func(c *cli.Context, cfg *train.Config) { set(cfg, c.Float64(name)) }}
+	}
+	integer := func(name, usage string, def int, set func(*train.Config, int)) override {
+		return override{&cli.IntFlag{Name: name, Usage: usage, Value: def},
+			func(c *cli.Context, cfg *train.Config) { set(cfg, c.Int(name)) }}
+	}
+	return []override{
+		str("data", "dataset: "+strings.Join(data.SourceNames, ", "), d.Data.Name, func(c *train.Config, v string) { c.Data.Name = v }),
+		str("data-dir", "folder holding the dataset's files (default: <data root>/<dataset>)", "", func(c *train.Config, v string) { c.Data.Dir = v }),
+		str("label-map", "fine-to-coarse label map file, or \"none\" to train on fine labels (default: the dataset's built-in hierarchy)", "", func(c *train.Config, v string) { c.Data.LabelMap = v }),
+		integer("per-class-limit", "keep this many training images per class (0: all)", 0, func(c *train.Config, v int) { c.Data.PerClassLimit = v }),
+		integer("test-per-class-limit", "keep this many test images per class (0: all)", 0, func(c *train.Config, v int) { c.Data.TestPerClassLimit = v }),
+		str("method", "objective: "+strings.Join(train.Methods, ", "), d.Method.Name, func(c *train.Config, v string) { c.Method.Name = v }),
+		num("alpha", "L_spread = alpha*SupCon + (1-alpha)*cNCE", d.Method.Alpha, func(c *train.Config, v float64) { c.Method.Alpha = v }),
+		num("beta", "autoencoder weight", d.Method.Beta, func(c *train.Config, v float64) { c.Method.Beta = v }),
+		num("gamma", "cross-entropy weight on the coarse labels", d.Method.Gamma, func(c *train.Config, v float64) { c.Method.Gamma = v }),
+		num("temperature", "contrastive temperature tau", d.Method.Temperature, func(c *train.Config, v float64) { c.Method.Temperature = v }),
+		str("denominator", "SupCon denominator: all or negatives", d.Method.Denominator, func(c *train.Config, v string) { c.Method.Denominator = v }),
+		integer("views", "augmented views per image", d.Method.Views, func(c *train.Config, v int) { c.Method.Views = v }),
+		override{&cli.BoolFlag{Name: "compat", Usage: "the reference code's loss variant (METHOD.md)"},
+			func(c *cli.Context, cfg *train.Config) { cfg.Method.Compat = c.Bool("compat") }},
+		str("arch", "encoder: "+strings.Join(nn.Archs(), ", "), d.Model.Arch, func(c *train.Config, v string) { c.Model.Arch = v }),
+		str("stem", "encoder stem: cifar (3x3, no max-pool) or imagenet (7x7/2 + max-pool)", d.Model.Stem, func(c *train.Config, v string) { c.Model.Stem = v }),
+		num("width", "encoder width multiplier (1 = torchvision's 64 base channels)", d.Model.Width, func(c *train.Config, v float64) { c.Model.Width = v }),
+		num("decoder-width", "decoder width multiplier", d.Decoder.Width, func(c *train.Config, v float64) { c.Decoder.Width = v }),
+		str("head", "projection head: none or mlp", d.Model.Head, func(c *train.Config, v string) { c.Model.Head = v }),
+		integer("epochs", "training epochs", d.Train.Epochs, func(c *train.Config, v int) { c.Train.Epochs = v }),
+		integer("batch-size", "images per step", d.Train.BatchSize, func(c *train.Config, v int) { c.Train.BatchSize = v }),
+		str("optimizer", "adamw or sgd", d.Optim.Name, func(c *train.Config, v string) { c.Optim.Name = v }),
+		num("lr", "base learning rate", d.Optim.LR, func(c *train.Config, v float64) { c.Optim.LR = v }),
+		num("weight-decay", "weight decay", d.Optim.WeightDecay, func(c *train.Config, v float64) { c.Optim.WeightDecay = v }),
+		str("device", "auto, cpu, cuda or cuda:N", d.Train.Device, func(c *train.Config, v string) { c.Train.Device = v }),
+		override{&cli.Uint64Flag{Name: "seed", Usage: "random seed (weights, batches, augmentation)", Value: d.Train.Seed},
+			func(c *cli.Context, cfg *train.Config) { cfg.Train.Seed = c.Uint64("seed") }},
+		integer("checkpoint-every", "steps between checkpoints (also written at every epoch end)", d.Train.CheckpointEvery, func(c *train.Config, v int) { c.Train.CheckpointEvery = v }),
+		integer("log-every", "steps between metric records", d.Train.LogEvery, func(c *train.Config, v int) { c.Train.LogEvery = v }),
+	}
+}
+
+func trainCommand() *cli.Command {
+	ovs := trainOverrides()
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "config", Usage: "YAML run configuration, or a built-in one: " + strings.Join(train.BuiltinConfigs(), ", ") + " (flags override it)"},
+		&cli.StringFlag{Name: "out", Usage: "run folder: config, metrics, checkpoints, plots", Required: true},
+		&cli.BoolFlag{Name: "resume", Usage: "continue the run in --out from its last checkpoint (with its saved configuration)"},
+		&cli.StringFlag{Name: "data-root", Usage: "where datasets live (default: $SPREADTRAIN_DATA, else ./data)"},
+	}
+	for _, o := range ovs {
+		flags = append(flags, o.flag)
+	}
+	return &cli.Command{
+		Name:  "train",
+		Usage: "train an encoder on a dataset's coarse labels",
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			log, err := newLogger(c)
+			if err != nil {
+				return err
+			}
+			cfg, err := train.LoadConfig(c.String("config"))
+			if err != nil {
+				return usageError{err}
+			}
+			changed := false
+			for _, o := range ovs {
+				if c.IsSet(o.flag.Names()[0]) {
+					o.apply(c, &cfg)
+					changed = true
+				}
+			}
+			if c.Bool("resume") && (changed || c.IsSet("config")) {
+				return badInput("--resume continues a run with its saved configuration; drop the other flags (or start a new run with another --out)")
+			}
+			if err := cfg.Normalized().Validate(); err != nil && !c.Bool("resume") {
+				return usageError{err}
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			opts := train.Options{Config: cfg, RunDir: c.String("out"), DataRoot: c.String("data-root"),
+				Resume: c.Bool("resume"), Log: log}
+			if isTerminal(os.Stderr) {
+				opts.Progress = os.Stderr
+			}
+			res, err := train.Run(ctx, opts)
+			if errors.Is(err, train.ErrInterrupted) {
+				log.Warn(err)
+				return fmt.Errorf("stopped at step %d after writing a checkpoint; continue with: spreadtrain train --out %s --resume", res.Steps, opts.RunDir)
+			}
+			if err != nil {
+				return err
+			}
+			log.WithField("best_val_coarse_knn_acc", res.BestScore).WithField("best_epoch", res.BestEpoch).
+				Infof("training done: %d epochs, %d steps; run folder %s", res.Epochs, res.Steps, opts.RunDir)
+			return nil
+		},
+	}
+}

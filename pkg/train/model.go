@@ -1,0 +1,117 @@
+package train
+
+import (
+	"fmt"
+
+	"github.com/spreadtrain/spreadtrain/pkg/autoenc"
+	"github.com/spreadtrain/spreadtrain/pkg/nn"
+	"github.com/spreadtrain/spreadtrain/pkg/torch"
+)
+
+// Model is everything a run trains: the encoder, and the parts its method needs.
+type Model struct {
+	Encoder    *nn.Encoder
+	Head       *torch.Module    // projection head, nil for model.head none
+	Classifier *torch.Module    // linear head on the coarse labels, nil when gamma is 0
+	Decoder    *autoenc.Decoder // nil when beta is 0
+}
+
+// Shape describes the images and labels a model is built for.
+type Shape struct {
+	C, H, W       int
+	CoarseClasses int
+}
+
+// NewModel builds a freshly initialised model (on the CPU) for the normalised configuration.
+func NewModel(cfg Config, s Shape) (*Model, error) {
+	ec := cfg.Model.EncoderConfig
+	ec.InChannels = s.C
+	enc, err := nn.NewEncoder(ec)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Encoder: enc}
+	err = torch.Catch(func() {
+		if cfg.Model.Head == "mlp" && cfg.Method.Name != "ce" {
+			m.Head = torch.NewMLP(enc.OutDim, int64(cfg.Model.HeadHidden), int64(cfg.Model.HeadDim), false)
+		}
+		if cfg.Method.Gamma > 0 {
+			m.Classifier = torch.NewLinear(enc.OutDim, int64(s.CoarseClasses), true)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Method.Beta > 0 {
+		m.Decoder, err = autoenc.New(cfg.Decoder, enc.OutDim, int64(s.C), int64(s.H), int64(s.W), s.CoarseClasses)
+		if err != nil {
+			return nil, fmt.Errorf("decoder: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// Parameters are all trainable tensors, named by part: encoder.*, head.*, classifier.*, decoder.*.
+func (m *Model) Parameters() []torch.Named {
+	ps := nn.Prefixed("encoder", m.Encoder.Parameters())
+	if m.Head != nil {
+		ps = append(ps, nn.Prefixed("head", m.Head.Parameters())...)
+	}
+	if m.Classifier != nil {
+		ps = append(ps, nn.Prefixed("classifier", m.Classifier.Parameters())...)
+	}
+	if m.Decoder != nil {
+		ps = append(ps, m.Decoder.Parameters()...)
+	}
+	return ps
+}
+
+// Buffers are the BatchNorm statistics of every part.
+func (m *Model) Buffers() []torch.Named {
+	bs := nn.Prefixed("encoder", m.Encoder.Buffers())
+	if m.Head != nil {
+		bs = append(bs, nn.Prefixed("head", m.Head.Buffers())...)
+	}
+	if m.Decoder != nil {
+		bs = append(bs, m.Decoder.Buffers()...)
+	}
+	return bs
+}
+
+// State is parameters and buffers: what a checkpoint holds of the model.
+func (m *Model) State() []torch.Named { return append(m.Parameters(), m.Buffers()...) }
+
+// SetTrain switches every part between training and evaluation behaviour.
+func (m *Model) SetTrain(on bool) {
+	m.Encoder.SetTrain(on)
+	if m.Head != nil {
+		m.Head.SetTrain(on)
+	}
+	if m.Decoder != nil {
+		m.Decoder.SetTrain(on)
+	}
+}
+
+// ToDevice moves every part.
+func (m *Model) ToDevice(dev torch.Device) {
+	m.Encoder.ToDevice(dev)
+	if m.Head != nil {
+		m.Head.ToDevice(dev)
+	}
+	if m.Classifier != nil {
+		m.Classifier.ToDevice(dev)
+	}
+	if m.Decoder != nil {
+		m.Decoder.ToDevice(dev)
+	}
+}
+
+// Free releases every part.
+func (m *Model) Free() {
+	m.Encoder.Free()
+	m.Head.Free()
+	m.Classifier.Free()
+	if m.Decoder != nil {
+		m.Decoder.Free()
+	}
+}

@@ -1,0 +1,94 @@
+package train
+
+import (
+	"github.com/spreadtrain/spreadtrain/pkg/supcon"
+	"github.com/spreadtrain/spreadtrain/pkg/torch"
+)
+
+// Terms are one step's loss terms; Total is what backward runs on. Unused terms are nil.
+type Terms struct {
+	Total, SupCon, CNCE, SimCLR, AE, CE *torch.Tensor
+}
+
+// Named lists the defined terms for logging, in a fixed order.
+func (t Terms) Named() []torch.Named {
+	var out []torch.Named
+	for _, n := range []torch.Named{{Name: "loss", Tensor: t.Total}, {Name: "supcon", Tensor: t.SupCon},
+		{Name: "cnce", Tensor: t.CNCE}, {Name: "simclr", Tensor: t.SimCLR}, {Name: "ae", Tensor: t.AE}, {Name: "ce", Tensor: t.CE}} {
+		if n.Tensor != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// stepInput is what the objective sees of one step.
+type stepInput struct {
+	views  *torch.Tensor // [B, V, C, H, W] augmented, normalised
+	coarse *torch.Tensor // [B] int64
+	// gather, when set, turns local embeddings [B, V, D] into the global batch (with gradient) and
+	// returns it with the global labels and where the local rows start (data parallelism).
+	gather func(z, labels *torch.Tensor) (*torch.Tensor, *torch.Tensor, int64)
+}
+
+// objective computes L = L_spread (or SupCon, SimCLR) + beta * L_AE + gamma * L_CE.
+func objective(m *Model, meth MethodConfig, in stepInput) Terms {
+	shape := in.views.Shape()
+	b, v := shape[0], shape[1]
+	flat := in.views.Reshape(append([]int64{b * v}, shape[2:]...)...)
+	h := m.Encoder.Forward(flat) // [B*V, F]
+	var t Terms
+	var total *torch.Tensor
+	add := func(term *torch.Tensor, w float64) {
+		if w == 0 {
+			return
+		}
+		if total == nil {
+			total = term.MulScalar(w)
+		} else {
+			total = total.Add(term.MulScalar(w))
+		}
+	}
+	labelsPerView := in.coarse.Unsqueeze(1).Expand(b, v).Reshape(b * v)
+
+	if meth.Name != "ce" {
+		z := h
+		if m.Head != nil {
+			z = m.Head.Forward(h)
+		}
+		z = z.Reshape(b, v, -1)
+		views := supcon.Views{Z: z, Labels: in.coarse}
+		if in.gather != nil {
+			gz, gy, start := in.gather(z, in.coarse)
+			views = supcon.Views{Z: gz, Labels: gy, AnchorStart: start, AnchorCount: b}
+		}
+		switch {
+		case meth.Compat:
+			c := supcon.Compat(views, meth.Temperature, supcon.CompatOptions{})
+			if meth.Name == "simclr" {
+				t.SimCLR = c.SimCLR
+				add(c.SimCLR, 1)
+			} else {
+				t.SupCon, t.CNCE = c.SupCon, c.CNCE
+				add(c.Spread(meth.Alpha), 1)
+			}
+		case meth.Name == "simclr":
+			t.SimCLR = supcon.SimCLR(views, meth.Temperature)
+			add(t.SimCLR, 1)
+		default: // supcon (alpha 1), spread, thanos; cNCE is logged even where its weight is 0
+			t.SupCon, t.CNCE = supcon.Terms(views, meth.Temperature, supcon.Denominator(meth.Denominator))
+			add(t.SupCon, meth.Alpha)
+			add(t.CNCE, 1-meth.Alpha)
+		}
+	}
+	if m.Decoder != nil && meth.Beta > 0 {
+		t.AE = m.Decoder.Loss(h, labelsPerView, flat) // a conditional decoder sees the coarse label
+		add(t.AE, meth.Beta)
+	}
+	if m.Classifier != nil && meth.Gamma > 0 {
+		t.CE = torch.CrossEntropy(m.Classifier.Forward(h), labelsPerView, torch.ReduceMean, 0)
+		add(t.CE, meth.Gamma)
+	}
+	t.Total = total
+	return t
+}

@@ -1,0 +1,388 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"gopkg.in/yaml.v3"
+
+	"github.com/spreadtrain/spreadtrain/pkg/data"
+	"github.com/spreadtrain/spreadtrain/pkg/nn"
+	"github.com/spreadtrain/spreadtrain/pkg/torch"
+)
+
+// Options are what a run needs besides its configuration.
+type Options struct {
+	Config   Config
+	RunDir   string
+	DataRoot string
+	Resume   bool
+	Log      *logrus.Logger
+	// Progress receives a redrawn progress bar when non-nil (stderr on a terminal); otherwise the
+	// loop logs a plain line every log interval.
+	Progress io.Writer
+	// MaxSteps stops the run after this many optimizer steps in this invocation (0: no limit); tests
+	// use it to simulate an interruption.
+	MaxSteps int
+}
+
+// ErrInterrupted reports a run stopped by its context (Ctrl-C) after writing a checkpoint.
+var ErrInterrupted = errors.New("interrupted")
+
+// Result summarises a finished (or interrupted) run.
+type Result struct {
+	Steps     int
+	Epochs    int
+	BestScore float64
+	BestEpoch int
+}
+
+// Run trains a model as configured, writing everything to opts.RunDir. It returns ErrInterrupted
+// (wrapped) when ctx is cancelled, after checkpointing.
+func Run(ctx context.Context, opts Options) (res Result, err error) {
+	runtime.LockOSThread() // libtorch keeps grad mode per thread
+	defer runtime.UnlockOSThread()
+	log := opts.Log
+	if log == nil {
+		log = logrus.New()
+		log.SetOutput(io.Discard)
+	}
+	cfg := opts.Config.Normalized()
+	if err := cfg.Validate(); err != nil {
+		return res, err
+	}
+	if err := prepareRunDir(opts.RunDir, opts.Resume); err != nil {
+		return res, err
+	}
+	var ck *Checkpoint
+	if opts.Resume {
+		if ck, err = ReadCheckpoint(CheckpointPath(opts.RunDir, false)); err != nil {
+			return res, fmt.Errorf("resume: %w", err)
+		}
+		defer ck.Free()
+		// the run continues with the configuration it started with; flags that change it are refused
+		cfg = ck.Config.Normalized()
+	}
+	if cfg.Train.Threads > 0 {
+		torch.SetNumThreads(cfg.Train.Threads)
+	}
+	dev, err := torch.ParseDevice(cfg.Train.Device)
+	if err != nil {
+		return res, fmt.Errorf("train.device: %w", err)
+	}
+	torch.ManualSeed(cfg.Train.Seed)
+
+	trainSet, valSet, err := loadTrainVal(cfg, opts.DataRoot)
+	if err != nil {
+		return res, err
+	}
+	cfg.Augment = resolveAugment(cfg, trainSet)
+	cfgYAML, err := yaml.Marshal(cfg)
+	if err != nil {
+		return res, err
+	}
+	if !opts.Resume {
+		if err := writeAtomic(filepath.Join(opts.RunDir, "config.yaml"), cfgYAML); err != nil {
+			return res, err
+		}
+	}
+	log.WithFields(logrus.Fields{"train": trainSet.N, "val": valSet.N, "coarse": trainSet.CoarseNames,
+		"device": dev, "libtorch": torch.Version()}).Info("data loaded")
+
+	model, err := NewModel(cfg, Shape{C: trainSet.C, H: trainSet.H, W: trainSet.W, CoarseClasses: len(trainSet.CoarseNames)})
+	if err != nil {
+		return res, err
+	}
+	defer model.Free()
+	if err := torch.Catch(func() { model.ToDevice(dev) }); err != nil {
+		return res, err
+	}
+	params := model.Parameters()
+	log.WithFields(logrus.Fields{"parameters": nn.CountParams(params), "encoder_dim": model.Encoder.OutDim,
+		"method": cfg.Method.Name}).Info("model built")
+	opt, err := nn.NewOptimizer(cfg.Optim, params)
+	if err != nil {
+		return res, err
+	}
+
+	pipe, err := newPipeline(cfg, trainSet, dev, 0, 1)
+	if err != nil {
+		return res, err
+	}
+	defer pipe.free()
+	stepsPerEpoch := pipe.stepsPerEpoch()
+	totalSteps := stepsPerEpoch * cfg.Train.Epochs
+	if err := cfg.Schedule.Validate(totalSteps); err != nil {
+		return res, err
+	}
+
+	pos := Position{BestScore: -1}
+	if ck != nil {
+		if err := ck.restore(model, opt, dev); err != nil {
+			return res, err
+		}
+		pos = ck.Pos
+		if err := pipe.setState(pos.Loader); err != nil {
+			return res, fmt.Errorf("resume: %w", err)
+		}
+		log.WithFields(logrus.Fields{"epoch": pos.Epoch, "step": pos.Step}).Info("resumed from the last checkpoint")
+	}
+	metrics, err := openMetrics(opts.RunDir, pos.Step, opts.Resume)
+	if err != nil {
+		return res, err
+	}
+	defer metrics.close()
+
+	lp := &loop{cfg: cfg, opts: opts, log: log, model: model, opt: opt, params: params, pipe: pipe, dev: dev,
+		metrics: metrics, cfgYAML: cfgYAML, pos: pos, stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps,
+		val: valSet, train: trainSet}
+	err = torch.Catch(func() { err = lp.run(ctx) })
+	res = Result{Steps: lp.pos.Step, Epochs: lp.pos.Epoch, BestScore: lp.pos.BestScore, BestEpoch: lp.pos.BestEpoch}
+	return res, err
+}
+
+// prepareRunDir refuses to overwrite a run by accident, and to resume one that does not exist.
+func prepareRunDir(dir string, resume bool) error {
+	if dir == "" {
+		return fmt.Errorf("--out: a run folder is required")
+	}
+	last := CheckpointPath(dir, false)
+	_, statErr := os.Stat(last)
+	switch {
+	case resume && statErr != nil:
+		return fmt.Errorf("--resume: %s has no checkpoint (%s); start the run without --resume", dir, last)
+	case !resume && statErr == nil:
+		return fmt.Errorf("%s already holds a run; pass --resume to continue it, or choose another --out", dir)
+	}
+	return os.MkdirAll(checkpointDir(dir), 0o755)
+}
+
+// loadTrainVal reads the training split and holds out the validation share (seeded, stratified).
+func loadTrainVal(cfg Config, root string) (train, val *data.Dataset, err error) {
+	if root == "" {
+		root = data.DataRoot()
+	}
+	all, err := cfg.Data.Load(root, "train")
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.Train.ValFraction == 0 {
+		return all, all.Subset(nil), nil
+	}
+	return data.SplitTrainVal(all, cfg.Train.ValFraction, data.DefaultSplitSeed)
+}
+
+// loop is one run's mutable state.
+type loop struct {
+	cfg           Config
+	opts          Options
+	log           *logrus.Logger
+	model         *Model
+	opt           nn.Optimizer
+	params        []torch.Named
+	pipe          *pipeline
+	dev           torch.Device
+	metrics       *metricsLog
+	cfgYAML       []byte
+	pos           Position
+	stepsPerEpoch int
+	totalSteps    int
+	train, val    *data.Dataset
+}
+
+func (l *loop) run(ctx context.Context) error {
+	cfg := l.cfg
+	stepsThisCall := 0
+	for l.pos.Epoch < cfg.Train.Epochs {
+		epoch := l.pos.Epoch + 1
+		l.model.SetTrain(true)
+		var bar *progress
+		if l.opts.Progress != nil {
+			bar = newProgress(l.opts.Progress, epoch, cfg.Train.Epochs, l.stepsPerEpoch)
+		}
+		acc := newAccumulator()
+		intervalStart := time.Now()
+		for {
+			if err := ctx.Err(); err != nil {
+				if cerr := l.checkpoint(); cerr != nil {
+					return fmt.Errorf("%w; the checkpoint could not be written either: %v", ErrInterrupted, cerr)
+				}
+				return fmt.Errorf("%w at step %d; resume with --resume", ErrInterrupted, l.pos.Step)
+			}
+			if l.opts.MaxSteps > 0 && stepsThisCall >= l.opts.MaxSteps {
+				return l.checkpoint()
+			}
+			var ok bool
+			torch.WithScope(func() {
+				var in stepInput
+				in, ok = l.pipe.next()
+				if !ok {
+					return
+				}
+				lr := cfg.Schedule.LR(cfg.Optim.LR, l.pos.Step, l.totalSteps)
+				terms := objective(l.model, cfg.Method, in)
+				terms.Total.Backward()
+				if cfg.Optim.ClipNorm > 0 {
+					nn.ClipGradNorm(l.params, cfg.Optim.ClipNorm)
+				}
+				l.opt.Step(lr)
+				l.opt.ZeroGrad()
+				acc.add(terms, lr)
+			})
+			if !ok {
+				break
+			}
+			l.pos.Step++
+			stepsThisCall++
+			inEpoch := l.pipe.position()
+			if l.pos.Step%cfg.Train.LogEvery == 0 || inEpoch == l.stepsPerEpoch {
+				elapsed := time.Since(intervalStart).Seconds()
+				vals, err := acc.flush()
+				if err != nil {
+					return err
+				}
+				vals["images_per_s"] = float64(acc.lastSteps*cfg.Train.BatchSize) / math.Max(elapsed, 1e-9)
+				intervalStart = time.Now()
+				if err := l.checkFinite(vals); err != nil {
+					return err
+				}
+				if err := l.metrics.add(Record{Kind: "step", Step: l.pos.Step, Epoch: epoch, Values: vals}); err != nil {
+					return err
+				}
+				if bar != nil {
+					bar.update(inEpoch, vals["images_per_s"], formatTerms(vals))
+				} else {
+					l.log.WithFields(logrus.Fields{"epoch": epoch, "step": l.pos.Step, "loss": vals["loss"],
+						"lr": vals["lr"], "img_per_s": math.Round(vals["images_per_s"])}).Info("train")
+				}
+			}
+			if l.pos.Step%cfg.Train.CheckpointEvery == 0 {
+				if err := l.checkpoint(); err != nil {
+					return err
+				}
+			}
+		}
+		l.pos.Epoch = epoch
+		if err := l.endEpoch(epoch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// endEpoch validates, keeps the best checkpoint, and checkpoints.
+func (l *loop) endEpoch(epoch int) error {
+	vals := map[string]float64{}
+	if l.cfg.Train.EvalEvery > 0 && epoch%l.cfg.Train.EvalEvery == 0 && l.val.N > 0 {
+		score, err := l.validate()
+		if err != nil {
+			return err
+		}
+		vals["val_coarse_knn_acc"] = score
+		if score > l.pos.BestScore {
+			l.pos.BestScore, l.pos.BestEpoch = score, epoch
+			vals["best"] = 1
+		}
+	}
+	if err := l.metrics.add(Record{Kind: "epoch", Step: l.pos.Step, Epoch: epoch, Values: vals}); err != nil {
+		return err
+	}
+	l.log.WithFields(logrus.Fields{"epoch": epoch, "val_coarse_knn_acc": vals["val_coarse_knn_acc"]}).Info("epoch done")
+	if err := l.checkpoint(); err != nil {
+		return err
+	}
+	if vals["best"] == 1 {
+		return copyFile(CheckpointPath(l.opts.RunDir, false), CheckpointPath(l.opts.RunDir, true))
+	}
+	return nil
+}
+
+// checkpoint makes the metrics durable, then writes the last checkpoint atomically.
+func (l *loop) checkpoint() error {
+	if err := l.metrics.sync(); err != nil {
+		return err
+	}
+	l.pos.Loader = l.pipe.state()
+	return saveCheckpoint(CheckpointPath(l.opts.RunDir, false), l.cfgYAML, l.model, l.opt, l.pos, l.dev)
+}
+
+func (l *loop) checkFinite(vals map[string]float64) error {
+	for k, v := range vals {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("the %s loss became %v before step %d (epoch %d); the run stopped and the last good checkpoint "+
+				"(%s) was kept. Lower optimizer.lr, raise method.temperature or set optimizer.clip_norm, then --resume",
+				k, v, l.pos.Step, l.pos.Epoch+1, CheckpointPath(l.opts.RunDir, false))
+		}
+	}
+	return nil
+}
+
+func formatTerms(vals map[string]float64) string {
+	s := ""
+	for _, k := range []string{"loss", "supcon", "cnce", "simclr", "ae", "ce"} {
+		if v, ok := vals[k]; ok {
+			s += fmt.Sprintf("%s %.4f ", k, v)
+		}
+	}
+	return s
+}
+
+// accumulator sums loss terms on the device between log points, so that a step never waits for the
+// device to read a value back.
+type accumulator struct {
+	sums      map[string]*torch.Tensor
+	lrSum     float64
+	steps     int
+	lastSteps int
+}
+
+func newAccumulator() *accumulator { return &accumulator{sums: map[string]*torch.Tensor{}} }
+
+func (a *accumulator) add(t Terms, lr float64) {
+	for _, n := range t.Named() {
+		v := n.Tensor.Detach()
+		if s, ok := a.sums[n.Name]; ok {
+			next := s.Add(v)
+			torch.Persist(next)
+			s.Free()
+			a.sums[n.Name] = next
+		} else {
+			c := v.Clone()
+			torch.Persist(c)
+			a.sums[n.Name] = c
+		}
+	}
+	a.lrSum += lr
+	a.steps++
+}
+
+// flush returns the interval's averages and starts a new interval.
+func (a *accumulator) flush() (map[string]float64, error) {
+	vals := map[string]float64{}
+	err := torch.Catch(func() {
+		for k, s := range a.sums {
+			vals[k] = s.Item() / float64(a.steps)
+			s.Free()
+		}
+	})
+	vals["lr"] = a.lrSum / float64(max(1, a.steps))
+	a.lastSteps = a.steps
+	a.sums, a.lrSum, a.steps = map[string]*torch.Tensor{}, 0, 0
+	return vals, err
+}
+
+func copyFile(src, dst string) error {
+	raw, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(dst, raw)
+}
