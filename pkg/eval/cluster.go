@@ -308,12 +308,12 @@ func gmmDiag(x *torch.Tensor, k int, cfg ClusterConfig, rng *rand.Rand) []int64 
 	prevLL := math.Inf(-1)
 	for it := 0; it < cfg.MaxIter; it++ {
 		// M step
-		nk := resp.SumDims(false, 0).AddScalar(1e-10)                  // [k]
-		mu := resp.T().MM(x64).Div(nk.Unsqueeze(1))                       // [k, D]
-		ex2 := resp.T().MM(x2).Div(nk.Unsqueeze(1))                       // [k, D]
-		v := ex2.Sub(mu.Square()).ClampMin(0).AddScalar(reg)              // [k, D]
-		logpi := nk.DivScalar(float64(n)).Log()                           // [k]
-		iv := v.Reciprocal()                                              // [k, D]
+		nk := resp.SumDims(false, 0).AddScalar(1e-10)        // [k]
+		mu := resp.T().MM(x64).Div(nk.Unsqueeze(1))          // [k, D]
+		ex2 := resp.T().MM(x2).Div(nk.Unsqueeze(1))          // [k, D]
+		v := ex2.Sub(mu.Square()).ClampMin(0).AddScalar(reg) // [k, D]
+		logpi := nk.DivScalar(float64(n)).Log()              // [k]
+		iv := v.Reciprocal()                                 // [k, D]
 		// E step: log N(x | mu, v) = -0.5 [ sum x^2/v - 2 x mu/v + mu^2/v + sum log v + D log 2pi ]
 		quad := x2.MM(iv.T()).Sub(x64.MM(mu.Mul(iv).T()).MulScalar(2)).Add(mu.Square().Mul(iv).SumDims(false, 1).Unsqueeze(0))
 		logdet := v.Log().SumDims(false, 1).AddScalar(float64(d) * math.Log(2*math.Pi))

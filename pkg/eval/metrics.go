@@ -173,8 +173,8 @@ func silhouette(xs *torch.Tensor, lab []int64) (float64, error) {
 	for start := int64(0); start < int64(m); start += block {
 		b := min(block, int64(m)-start)
 		torch.WithScope(func() {
-			d := torch.CDist(x64.Narrow(0, start, b), x64)  // [b, m]
-			sums := d.MM(oh).Float64s()                      // [b, k] distance sums per cluster
+			d := torch.CDist(x64.Narrow(0, start, b), x64) // [b, m]
+			sums := d.MM(oh).Float64s()                    // [b, k] distance sums per cluster
 			for r := int64(0); r < b; r++ {
 				i := start + r
 				own := ids[i]
