@@ -197,9 +197,6 @@ func fitLBFGS(o *softmaxObjective, maxIter int, gradTol float64) (params []float
 		Converger:         &optimize.FunctionConverge{Absolute: 1e-9, Relative: 1e-9, Iterations: 20},
 	}
 	res, merr := optimize.Minimize(prob, make([]float64, dim), settings, &optimize.LBFGS{Store: 20})
-	if debugProbe != nil {
-		debugProbe(res, merr)
-	}
 	if res == nil {
 		return nil, 0, false, 0, fmt.Errorf("L-BFGS failed: %v", merr)
 	}
@@ -351,5 +348,3 @@ func linearProbe(train, test Data, cfg ProbeConfig) (*ProbeResult, error) {
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
 }
-
-var debugProbe func(*optimize.Result, error)
