@@ -49,7 +49,8 @@ func newApp() *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level: debug, info, warn or error"},
-			&cli.IntFlag{Name: "threads", Value: 0, Usage: "libtorch intra-op threads (0: libtorch's default)"},
+			&cli.IntFlag{Name: "threads", Value: 0, EnvVars: []string{"SPREADTRAIN_THREADS"},
+				Usage: "libtorch intra-op threads (0: libtorch's default, one per core)"},
 		},
 		Before: func(c *cli.Context) error {
 			if n := c.Int("threads"); n > 0 {

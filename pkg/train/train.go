@@ -55,21 +55,21 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 		log = logrus.New()
 		log.SetOutput(io.Discard)
 	}
-	cfg := opts.Config.Normalized()
-	if err := cfg.Validate(); err != nil {
-		return res, err
-	}
 	if err := prepareRunDir(opts.RunDir, opts.Resume); err != nil {
 		return res, err
 	}
+	cfg := opts.Config.Normalized()
 	var ck *Checkpoint
 	if opts.Resume {
 		if ck, err = ReadCheckpoint(CheckpointPath(opts.RunDir, false)); err != nil {
 			return res, fmt.Errorf("resume: %w", err)
 		}
 		defer ck.Free()
-		// the run continues with the configuration it started with; flags that change it are refused
+		// the run continues with the configuration it started with
 		cfg = ck.Config.Normalized()
+	}
+	if err := cfg.Validate(); err != nil {
+		return res, err
 	}
 	if cfg.Train.Threads > 0 {
 		torch.SetNumThreads(cfg.Train.Threads)
@@ -144,9 +144,31 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 	lp := &loop{cfg: cfg, opts: opts, log: log, model: model, opt: opt, params: params, pipe: pipe, dev: dev,
 		metrics: metrics, cfgYAML: cfgYAML, pos: pos, stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps,
 		val: valSet, train: trainSet}
-	err = torch.Catch(func() { err = lp.run(ctx) })
+	if cerr := torch.Catch(func() { err = lp.run(ctx) }); cerr != nil {
+		err = cerr
+	}
 	res = Result{Steps: lp.pos.Step, Epochs: lp.pos.Epoch, BestScore: lp.pos.BestScore, BestEpoch: lp.pos.BestEpoch}
+	if err == nil && lp.pos.Epoch == cfg.Train.Epochs {
+		err = lp.finalPlots()
+	}
 	return res, err
+}
+
+// finalPlots draws the training curves and the test embeddings' 2-D projection into the run folder.
+func (l *loop) finalPlots() error {
+	if err := PlotCurves(l.opts.RunDir); err != nil {
+		return fmt.Errorf("training curves: %w", err)
+	}
+	test, err := loadSplit(l.cfg, l.opts.DataRoot, "test")
+	if err != nil {
+		return err
+	}
+	feats, err := Features(l.model, l.pipe.aug, test, l.dev, max(l.cfg.Train.BatchSize, 256))
+	if err != nil {
+		return err
+	}
+	defer feats.Free()
+	return embeddingPlot(l.opts.RunDir, l.cfg, feats, test)
 }
 
 // prepareRunDir refuses to overwrite a run by accident, and to resume one that does not exist.
@@ -161,6 +183,11 @@ func prepareRunDir(dir string, resume bool) error {
 		return fmt.Errorf("--resume: %s has no checkpoint (%s); start the run without --resume", dir, last)
 	case !resume && statErr == nil:
 		return fmt.Errorf("%s already holds a run; pass --resume to continue it, or choose another --out", dir)
+	}
+	// a crash during a checkpoint write leaves its temporary file behind: the rename never happened
+	stale, _ := filepath.Glob(filepath.Join(checkpointDir(dir), ".*.tmp-*"))
+	for _, f := range stale {
+		os.Remove(f)
 	}
 	return os.MkdirAll(checkpointDir(dir), 0o755)
 }
@@ -196,6 +223,9 @@ type loop struct {
 	stepsPerEpoch int
 	totalSteps    int
 	train, val    *data.Dataset
+	acc           *accumulator
+	intervalStart time.Time
+	bar           *progress
 }
 
 func (l *loop) run(ctx context.Context) error {
@@ -204,12 +234,11 @@ func (l *loop) run(ctx context.Context) error {
 	for l.pos.Epoch < cfg.Train.Epochs {
 		epoch := l.pos.Epoch + 1
 		l.model.SetTrain(true)
-		var bar *progress
+		l.bar = nil
 		if l.opts.Progress != nil {
-			bar = newProgress(l.opts.Progress, epoch, cfg.Train.Epochs, l.stepsPerEpoch)
+			l.bar = newProgress(l.opts.Progress, epoch, cfg.Train.Epochs, l.stepsPerEpoch)
 		}
-		acc := newAccumulator()
-		intervalStart := time.Now()
+		l.acc, l.intervalStart = newAccumulator(), time.Now()
 		for {
 			if err := ctx.Err(); err != nil {
 				if cerr := l.checkpoint(); cerr != nil {
@@ -235,33 +264,16 @@ func (l *loop) run(ctx context.Context) error {
 				}
 				l.opt.Step(lr)
 				l.opt.ZeroGrad()
-				acc.add(terms, lr)
+				l.acc.add(terms, lr)
 			})
 			if !ok {
 				break
 			}
 			l.pos.Step++
 			stepsThisCall++
-			inEpoch := l.pipe.position()
-			if l.pos.Step%cfg.Train.LogEvery == 0 || inEpoch == l.stepsPerEpoch {
-				elapsed := time.Since(intervalStart).Seconds()
-				vals, err := acc.flush()
-				if err != nil {
+			if l.pos.Step%cfg.Train.LogEvery == 0 || l.pipe.position() == l.stepsPerEpoch {
+				if err := l.logInterval(epoch); err != nil {
 					return err
-				}
-				vals["images_per_s"] = float64(acc.lastSteps*cfg.Train.BatchSize) / math.Max(elapsed, 1e-9)
-				intervalStart = time.Now()
-				if err := l.checkFinite(vals); err != nil {
-					return err
-				}
-				if err := l.metrics.add(Record{Kind: "step", Step: l.pos.Step, Epoch: epoch, Values: vals}); err != nil {
-					return err
-				}
-				if bar != nil {
-					bar.update(inEpoch, vals["images_per_s"], formatTerms(vals))
-				} else {
-					l.log.WithFields(logrus.Fields{"epoch": epoch, "step": l.pos.Step, "loss": vals["loss"],
-						"lr": vals["lr"], "img_per_s": math.Round(vals["images_per_s"])}).Info("train")
 				}
 			}
 			if l.pos.Step%cfg.Train.CheckpointEvery == 0 {
@@ -305,8 +317,42 @@ func (l *loop) endEpoch(epoch int) error {
 	return nil
 }
 
-// checkpoint makes the metrics durable, then writes the last checkpoint atomically.
+// logInterval writes the averages of the steps since the last record (after checking that they are
+// finite) and updates the progress display.
+func (l *loop) logInterval(epoch int) error {
+	if l.acc.steps == 0 {
+		return nil
+	}
+	steps := l.acc.steps
+	vals, err := l.acc.flush()
+	if err != nil {
+		return err
+	}
+	vals["images_per_s"] = float64(steps*l.cfg.Train.BatchSize) / math.Max(time.Since(l.intervalStart).Seconds(), 1e-9)
+	l.intervalStart = time.Now()
+	if err := l.checkFinite(vals); err != nil {
+		return err
+	}
+	if err := l.metrics.add(Record{Kind: "step", Step: l.pos.Step, Epoch: epoch, Values: vals}); err != nil {
+		return err
+	}
+	if l.bar != nil {
+		l.bar.update(l.pipe.position(), vals["images_per_s"], formatTerms(vals))
+	} else {
+		l.log.WithFields(logrus.Fields{"epoch": epoch, "step": l.pos.Step, "loss": vals["loss"],
+			"lr": vals["lr"], "img_per_s": math.Round(vals["images_per_s"])}).Info("train")
+	}
+	return nil
+}
+
+// checkpoint logs (and so checks) the steps not yet logged, makes the metrics durable, then writes
+// the last checkpoint atomically: a checkpoint never holds weights from after a non-finite loss.
 func (l *loop) checkpoint() error {
+	if l.acc != nil {
+		if err := l.logInterval(l.pos.Epoch + 1); err != nil {
+			return err
+		}
+	}
 	if err := l.metrics.sync(); err != nil {
 		return err
 	}
@@ -338,10 +384,9 @@ func formatTerms(vals map[string]float64) string {
 // accumulator sums loss terms on the device between log points, so that a step never waits for the
 // device to read a value back.
 type accumulator struct {
-	sums      map[string]*torch.Tensor
-	lrSum     float64
-	steps     int
-	lastSteps int
+	sums  map[string]*torch.Tensor
+	lrSum float64
+	steps int
 }
 
 func newAccumulator() *accumulator { return &accumulator{sums: map[string]*torch.Tensor{}} }
@@ -374,7 +419,6 @@ func (a *accumulator) flush() (map[string]float64, error) {
 		}
 	})
 	vals["lr"] = a.lrSum / float64(max(1, a.steps))
-	a.lastSteps = a.steps
 	a.sums, a.lrSum, a.steps = map[string]*torch.Tensor{}, 0, 0
 	return vals, err
 }

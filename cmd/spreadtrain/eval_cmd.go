@@ -1,0 +1,147 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/spreadtrain/spreadtrain/pkg/eval"
+	"github.com/spreadtrain/spreadtrain/pkg/train"
+)
+
+func embedCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "embed",
+		Usage: "write a split's embeddings (embeddings.npy) and labels (labels.npy, fine_labels.npy, groups.npy)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "run", Usage: "run folder", Required: true},
+			&cli.StringFlag{Name: "split", Value: "test", Usage: "train (without the validation part), val or test"},
+			&cli.StringFlag{Name: "out", Usage: "output folder", Required: true},
+			checkpointFlag(), dataRootFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			n, err := train.Embed(train.EmbedOptions{RunDir: c.String("run"), DataRoot: c.String("data-root"),
+				Split: c.String("split"), Checkpoint: c.String("checkpoint"), Out: c.String("out")})
+			if err != nil {
+				return err
+			}
+			fmt.Printf("wrote the %s embeddings of %d images to %s\n", c.String("split"), n, c.String("out"))
+			return nil
+		},
+	}
+}
+
+func evalCommand() *cli.Command {
+	return &cli.Command{
+		Name: "eval",
+		Usage: "evaluate a run: coarse and fine (transfer) linear probes and kNN, subgroup discovery, group DRO " +
+			"where groups exist, spread diagnostics; writes RUNDIR/metrics.json, report.md and embeddings_test.png",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "run", Usage: "run folder", Required: true},
+			checkpointFlag(), dataRootFlag(),
+			&cli.IntFlag{Name: "knn-k", Value: 200, Usage: "neighbours of the kNN classifier"},
+			&cli.Float64Flag{Name: "knn-temperature", Value: 0.1, Usage: "temperature of the kNN votes"},
+			&cli.BoolFlag{Name: "skip-dro", Usage: "skip the group DRO probes"},
+		},
+		Action: func(c *cli.Context) error {
+			cfg := eval.Config{KNN: eval.KNNConfig{K: c.Int("knn-k"), Temperature: c.Float64("knn-temperature")}, SkipDRO: c.Bool("skip-dro")}
+			if cfg.KNN.K < 1 || !(cfg.KNN.Temperature > 0) {
+				return badInput("--knn-k must be >= 1 and --knn-temperature positive")
+			}
+			r, err := train.EvaluateRun(train.EvalOptions{RunDir: c.String("run"), DataRoot: c.String("data-root"),
+				Checkpoint: c.String("checkpoint"), Eval: cfg})
+			if err != nil {
+				return err
+			}
+			fmt.Println(r.Markdown())
+			fmt.Printf("wrote %s\n", filepath.Join(c.String("run"), "metrics.json"))
+			return nil
+		},
+	}
+}
+
+// summary is the comparison row of one evaluated run.
+type summary struct {
+	run, method string
+	alpha       float64
+	report      eval.Report
+}
+
+func compareCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "compare",
+		Usage:     "print a table comparing evaluated runs (their metrics.json)",
+		ArgsUsage: "RUNDIR...",
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return badInput("compare: name at least one run folder")
+			}
+			var rows []summary
+			for _, dir := range c.Args().Slice() {
+				raw, err := os.ReadFile(filepath.Join(dir, "metrics.json"))
+				if err != nil {
+					return fmt.Errorf("%s: %w (run `spreadtrain eval --run %s` first)", dir, err, dir)
+				}
+				var s summary
+				if err := json.Unmarshal(raw, &s.report); err != nil {
+					return fmt.Errorf("%s: %w", filepath.Join(dir, "metrics.json"), err)
+				}
+				cfg, err := train.RunConfigOf(dir)
+				if err != nil {
+					return err
+				}
+				s.run, s.method, s.alpha = dir, cfg.Method.Name, cfg.Method.Alpha
+				rows = append(rows, s)
+			}
+			fmt.Print(compareTable(rows))
+			return nil
+		},
+	}
+}
+
+func compareTable(rows []summary) string {
+	var b strings.Builder
+	b.WriteString("| run | method | alpha | coarse probe | fine probe | fine kNN | intra-class cos | worst group (ERM / DRO found / DRO true) |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|\n")
+	pct := func(v *float64) string {
+		if v == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", 100**v)
+	}
+	for _, r := range rows {
+		rep := r.report
+		var coarse, fine, fineKNN, intra *float64
+		if rep.CoarseProbe != nil {
+			coarse = &rep.CoarseProbe.TestAcc
+		}
+		if rep.FineProbe != nil {
+			fine = &rep.FineProbe.TestAcc
+		}
+		if rep.FineKNN != nil {
+			fineKNN = &rep.FineKNN.Accuracy
+		}
+		intraS := "-"
+		if rep.Spread != nil {
+			intra = &rep.Spread.IntraClassCosine
+			intraS = fmt.Sprintf("%.3f", *intra)
+		}
+		worst := "-"
+		if rep.ERM != nil && rep.ERM.WorstGroupAcc != nil {
+			var found, truth *float64
+			if rep.DRODiscovered != nil {
+				found = &rep.DRODiscovered.WorstGroupAcc
+			}
+			if rep.DROTrueGroups != nil {
+				truth = &rep.DROTrueGroups.WorstGroupAcc
+			}
+			worst = pct(rep.ERM.WorstGroupAcc) + " / " + pct(found) + " / " + pct(truth)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %g | %s | %s | %s | %s | %s |\n", r.run, r.method, r.alpha, pct(coarse), pct(fine), pct(fineKNN), intraS, worst)
+	}
+	return b.String()
+}
