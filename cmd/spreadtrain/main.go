@@ -18,6 +18,9 @@ type usageError struct{ error }
 
 func badInput(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
+// invocation is the command line being run (the launcher passes it on to its workers).
+var invocation []string
+
 func main() {
 	os.Exit(run(os.Args))
 }
@@ -30,6 +33,7 @@ func run(args []string) (code int) {
 			code = 3
 		}
 	}()
+	invocation = args
 	app := newApp()
 	if err := app.Run(args); err != nil {
 		fmt.Fprintf(os.Stderr, "spreadtrain: %v\n", err)

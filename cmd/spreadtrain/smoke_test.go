@@ -14,9 +14,36 @@ import (
 	"github.com/spreadtrain/spreadtrain/pkg/torch"
 )
 
+// asCLI makes the test binary behave as spreadtrain itself: --nproc-per-node re-executes "this
+// program" for its workers.
+const asCLI = "SPREADTRAIN_TEST_AS_CLI"
+
 func TestMain(m *testing.M) {
 	torch.SetNumThreads(1)
+	if os.Getenv(asCLI) != "" {
+		os.Exit(run(append([]string{"spreadtrain"}, os.Args[1:]...)))
+	}
 	os.Exit(m.Run())
+}
+
+// --nproc-per-node 2 trains with two Gloo workers over the global batch; rank 0 writes the run.
+func TestCLIDataParallel(t *testing.T) {
+	cifar := sharedCIFAR(t)
+	t.Setenv(asCLI, "1")
+	t.Setenv("SPREADTRAIN_THREADS", "1")
+	runDir := filepath.Join(t.TempDir(), "run")
+	code, _, stderr := runCLI(t, "train", "--config", "ci-smoke", "--data-dir", cifar, "--out", runDir, "--epochs", "1", "--nproc-per-node", "2")
+	if code != 0 {
+		t.Fatalf("two-process training exited %d:\n%s", code, stderr)
+	}
+	raw, err := os.ReadFile(filepath.Join(runDir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 270 training images, global batch 64 (32 per rank): 4 steps, as for one process
+	if !strings.Contains(string(raw), `"kind":"epoch","step":4,`) {
+		t.Fatalf("metrics do not end the epoch at step 4:\n%s", raw)
+	}
 }
 
 // runCLI runs the command in-process and returns its exit code, stdout and stderr.

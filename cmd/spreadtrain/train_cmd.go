@@ -8,11 +8,14 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/spreadtrain/spreadtrain/pkg/data"
+	"github.com/spreadtrain/spreadtrain/pkg/dist"
 	"github.com/spreadtrain/spreadtrain/pkg/nn"
+	"github.com/spreadtrain/spreadtrain/pkg/torch"
 	"github.com/spreadtrain/spreadtrain/pkg/train"
 )
 
@@ -76,6 +79,9 @@ func trainCommand() *cli.Command {
 		&cli.StringFlag{Name: "out", Usage: "run folder: config, metrics, checkpoints, plots", Required: true},
 		&cli.BoolFlag{Name: "resume", Usage: "continue the run in --out from its last checkpoint (with its saved configuration)"},
 		&cli.StringFlag{Name: "data-root", Usage: "where datasets live (default: $SPREADTRAIN_DATA, else ./data)"},
+		&cli.IntFlag{Name: "nproc-per-node", Value: 1, Usage: "data-parallel processes to launch on this machine (one per GPU; Gloo on CPU). " +
+			"Under torchrun, Slurm or Kubernetes, set RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT instead"},
+		&cli.DurationFlag{Name: "dist-timeout", Value: dist.DefaultTimeout, Usage: "how long a data-parallel process waits for its peers before failing"},
 	}
 	for _, o := range ovs {
 		flags = append(flags, o.flag)
@@ -106,10 +112,23 @@ func trainCommand() *cli.Command {
 			if err := cfg.Normalized().Validate(); err != nil && !c.Bool("resume") {
 				return usageError{err}
 			}
+			if n := c.Int("nproc-per-node"); n > 1 && os.Getenv("WORLD_SIZE") == "" {
+				return launchWorkers(n)
+			} else if n < 1 {
+				return badInput("--nproc-per-node %d: must be >= 1", n)
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			opts := train.Options{Config: cfg, RunDir: c.String("out"), DataRoot: c.String("data-root"),
 				Resume: c.Bool("resume"), Log: log}
+			group, err := joinGroup(cfg, opts, c.Duration("dist-timeout"))
+			if err != nil {
+				return err
+			}
+			if group != nil {
+				defer group.Close()
+				opts.Group = group
+			}
 			if isTerminal(os.Stderr) {
 				opts.Progress = os.Stderr
 			}
@@ -126,4 +145,46 @@ func trainCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// launchWorkers re-runs this command as n local data-parallel workers (torchrun's variables set).
+func launchWorkers(n int) error {
+	var args []string
+	skip := false
+	for _, a := range invocation[1:] {
+		switch {
+		case skip:
+			skip = false
+			continue
+		case a == "--nproc-per-node" || a == "-nproc-per-node":
+			skip = true
+			continue
+		case strings.HasPrefix(a, "--nproc-per-node=") || strings.HasPrefix(a, "-nproc-per-node="):
+			continue
+		}
+		args = append(args, a)
+	}
+	return dist.Spawn(n, args, nil)
+}
+
+// joinGroup joins the data-parallel job the environment describes (nil for a single process).
+func joinGroup(cfg train.Config, opts train.Options, timeout time.Duration) (*dist.Group, error) {
+	env, err := dist.ReadEnv()
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if !env.Distributed() {
+		return nil, nil
+	}
+	device := cfg.Train.Device
+	if opts.Resume {
+		if saved, err := train.RunConfigOf(opts.RunDir); err == nil {
+			device = saved.Train.Device
+		}
+	}
+	dev := torch.CPU
+	if d, err := torch.ParseDevice(device); err == nil && d.Type == torch.CUDADevice {
+		dev = torch.CUDA(env.LocalRank)
+	}
+	return dist.Init(env, dist.WithDevice(dev), dist.WithTimeout(timeout))
 }

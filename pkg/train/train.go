@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/spreadtrain/spreadtrain/pkg/data"
+	"github.com/spreadtrain/spreadtrain/pkg/dist"
 	"github.com/spreadtrain/spreadtrain/pkg/nn"
 	"github.com/spreadtrain/spreadtrain/pkg/torch"
 )
@@ -32,6 +33,9 @@ type Options struct {
 	// MaxSteps stops the run after this many optimizer steps in this invocation (0: no limit); tests
 	// use it to simulate an interruption.
 	MaxSteps int
+	// Group makes the run one process of a data-parallel job (nil: a single process). Every rank
+	// trains on its shard; only rank 0 writes to the run folder.
+	Group *dist.Group
 }
 
 // ErrInterrupted reports a run stopped by its context (Ctrl-C) after writing a checkpoint.
@@ -55,7 +59,16 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 		log = logrus.New()
 		log.SetOutput(io.Discard)
 	}
-	if err := prepareRunDir(opts.RunDir, opts.Resume); err != nil {
+	rank, world := 0, 1
+	if opts.Group != nil {
+		rank, world = opts.Group.Rank(), opts.Group.WorldSize()
+	}
+	if rank == 0 {
+		if err := prepareRunDir(opts.RunDir, opts.Resume); err != nil {
+			return res, err
+		}
+	}
+	if err := barrier(opts.Group); err != nil {
 		return res, err
 	}
 	cfg := opts.Config.Normalized()
@@ -78,7 +91,11 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 	if err != nil {
 		return res, fmt.Errorf("train.device: %w", err)
 	}
-	torch.ManualSeed(cfg.Train.Seed)
+	if dev.Type == torch.CUDADevice && opts.Group != nil {
+		dev = torch.CUDA(opts.Group.LocalRank()) // one GPU per process
+	}
+	// every rank draws its own augmentations; the weights come from rank 0 (broadcast below)
+	torch.ManualSeed(cfg.Train.Seed + uint64(rank)*1_000_003)
 
 	trainSet, valSet, err := loadTrainVal(cfg, opts.DataRoot)
 	if err != nil {
@@ -89,7 +106,7 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	if !opts.Resume {
+	if !opts.Resume && rank == 0 {
 		if err := writeAtomic(filepath.Join(opts.RunDir, "config.yaml"), cfgYAML); err != nil {
 			return res, err
 		}
@@ -113,7 +130,7 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 		return res, err
 	}
 
-	pipe, err := newPipeline(cfg, trainSet, dev, 0, 1)
+	pipe, err := newPipeline(cfg, trainSet, dev, rank, world)
 	if err != nil {
 		return res, err
 	}
@@ -133,22 +150,35 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 		if err := pipe.setState(pos.Loader); err != nil {
 			return res, fmt.Errorf("resume: %w", err)
 		}
+		if rank > 0 { // the checkpoint holds rank 0's generator; the others continue on their own stream
+			torch.ManualSeed(cfg.Train.Seed + uint64(rank)*1_000_003 + uint64(pos.Step))
+		}
 		log.WithFields(logrus.Fields{"epoch": pos.Epoch, "step": pos.Step}).Info("resumed from the last checkpoint")
 	}
-	metrics, err := openMetrics(opts.RunDir, pos.Step, opts.Resume)
-	if err != nil {
-		return res, err
+	if opts.Group != nil {
+		if err := opts.Group.BroadcastParameters(model.State(), 0); err != nil {
+			return res, err
+		}
 	}
-	defer metrics.close()
+	var metrics *metricsLog
+	if rank == 0 {
+		if metrics, err = openMetrics(opts.RunDir, pos.Step, opts.Resume); err != nil {
+			return res, err
+		}
+		defer metrics.close()
+	} else {
+		log.SetOutput(io.Discard) // rank 0 speaks for the job
+		opts.Progress = nil
+	}
 
-	lp := &loop{cfg: cfg, opts: opts, log: log, model: model, opt: opt, params: params, pipe: pipe, dev: dev,
+	lp := &loop{cfg: cfg, opts: opts, group: opts.Group, rank: rank, log: log, model: model, opt: opt, params: params, pipe: pipe, dev: dev,
 		metrics: metrics, cfgYAML: cfgYAML, pos: pos, stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps,
 		val: valSet, train: trainSet}
 	if cerr := torch.Catch(func() { err = lp.run(ctx) }); cerr != nil {
 		err = cerr
 	}
 	res = Result{Steps: lp.pos.Step, Epochs: lp.pos.Epoch, BestScore: lp.pos.BestScore, BestEpoch: lp.pos.BestEpoch}
-	if err == nil && lp.pos.Epoch == cfg.Train.Epochs {
+	if err == nil && lp.pos.Epoch == cfg.Train.Epochs && rank == 0 {
 		err = lp.finalPlots()
 	}
 	return res, err
@@ -209,6 +239,8 @@ func loadTrainVal(cfg Config, root string) (train, val *data.Dataset, err error)
 
 // loop is one run's mutable state.
 type loop struct {
+	group         *dist.Group
+	rank          int
 	cfg           Config
 	opts          Options
 	log           *logrus.Logger
@@ -257,8 +289,16 @@ func (l *loop) run(ctx context.Context) error {
 					return
 				}
 				lr := cfg.Schedule.LR(cfg.Optim.LR, l.pos.Step, l.totalSteps)
+				if l.group != nil {
+					in.gather = l.gather
+				}
 				terms := objective(l.model, cfg.Method, in)
 				terms.Total.Backward()
+				if l.group != nil {
+					if _, err := l.group.AllReduceGradients(l.params); err != nil {
+						panic(&torch.Error{Op: "all-reduce", Msg: err.Error()})
+					}
+				}
 				if cfg.Optim.ClipNorm > 0 {
 					nn.ClipGradNorm(l.params, cfg.Optim.ClipNorm)
 				}
@@ -304,6 +344,9 @@ func (l *loop) endEpoch(epoch int) error {
 			vals["best"] = 1
 		}
 	}
+	if l.metrics == nil { // ranks > 0 validate too (same time per epoch), but only rank 0 writes
+		return nil
+	}
 	if err := l.metrics.add(Record{Kind: "epoch", Step: l.pos.Step, Epoch: epoch, Values: vals}); err != nil {
 		return err
 	}
@@ -333,6 +376,9 @@ func (l *loop) logInterval(epoch int) error {
 	if err := l.checkFinite(vals); err != nil {
 		return err
 	}
+	if l.metrics == nil {
+		return nil
+	}
 	if err := l.metrics.add(Record{Kind: "step", Step: l.pos.Step, Epoch: epoch, Values: vals}); err != nil {
 		return err
 	}
@@ -352,6 +398,9 @@ func (l *loop) checkpoint() error {
 		if err := l.logInterval(l.pos.Epoch + 1); err != nil {
 			return err
 		}
+	}
+	if l.metrics == nil {
+		return nil
 	}
 	if err := l.metrics.sync(); err != nil {
 		return err
@@ -429,4 +478,25 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return writeAtomic(dst, raw)
+}
+
+// gather all-gathers the local embeddings (with gradient) and labels into the global batch, so that
+// the contrastive losses contrast this rank's anchors against every rank's samples.
+func (l *loop) gather(z, labels *torch.Tensor) (*torch.Tensor, *torch.Tensor, int64) {
+	gz, err := l.group.AllGatherWithGrad(z)
+	if err != nil {
+		panic(&torch.Error{Op: "all-gather", Msg: err.Error()})
+	}
+	gy, err := l.group.AllGather(labels)
+	if err != nil {
+		panic(&torch.Error{Op: "all-gather", Msg: err.Error()})
+	}
+	return gz, gy, int64(l.rank) * z.Size(0)
+}
+
+func barrier(g *dist.Group) error {
+	if g == nil {
+		return nil
+	}
+	return g.Barrier()
 }
