@@ -233,7 +233,7 @@ func distinct(v []int64) int {
 func kmeans(x *torch.Tensor, k, nInit, maxIter int, rng *rand.Rand) ([]int64, *torch.Tensor) {
 	n := x.Size(0)
 	dev := x.Device()
-	x64 := x.To(torch.Float32) // float32 Lloyd steps: twice as fast, ample for argmin on normalised rows
+	x64 := x.To(torch.Float32)                    // float32 Lloyd steps: twice as fast, ample for argmin on normalised rows
 	sq := x64.Square().SumDims(false, 1)          // [n]
 	tol := 1e-4 * x64.Var(false, 0).Mean().Item() // sklearn: tol x mean feature variance
 	var bestAssign []int64

@@ -193,7 +193,7 @@ func silhouetteOf(xs, dist *torch.Tensor, lab []int64) (float64, error) {
 			} else {
 				d = torch.CDist(x64.Narrow(0, start, b), x64)
 			}
-			sums := d.MM(oh).Float64s()                    // [b, k] distance sums per cluster
+			sums := d.MM(oh).Float64s() // [b, k] distance sums per cluster
 			for r := int64(0); r < b; r++ {
 				i := start + r
 				own := ids[i]
