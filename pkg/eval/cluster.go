@@ -16,8 +16,9 @@ type ClusterConfig struct {
 	Method           string // "kmeans" (default) or "gmm"
 	KMin, KMax       int    // defaults 2 and 10; capped at the class size - 1
 	SilhouetteSample int    // rows per class used for the silhouette; default 2000
-	NInit            int    // k-means restarts (best inertia kept); default 3
-	MaxIter          int    // Lloyd / EM iterations; default 100
+	FitSample        int    // rows per class the clusters are fitted on (all rows are then assigned); default 10000
+	NInit            int    // k-means restarts, k-means++ seeded (best inertia kept); default 3
+	MaxIter          int    // Lloyd / EM iterations; default 100 (tolerances as sklearn: 1e-4 x mean variance, 1e-3 log-likelihood)
 	RawFeatures      bool   // cluster the raw features instead of the L2-normalised ones
 	Seed             int64
 }
@@ -44,6 +45,12 @@ func (c *ClusterConfig) defaults() error {
 	}
 	if c.NInit == 0 {
 		c.NInit = 3
+	}
+	if c.FitSample == 0 {
+		c.FitSample = 10000
+	}
+	if c.FitSample < 3 {
+		return fmt.Errorf("cluster fit sample %d: must be >= 3", c.FitSample)
 	}
 	if c.MaxIter == 0 {
 		c.MaxIter = 100
@@ -153,7 +160,13 @@ func clusterClass(xc *torch.Tensor, cfg ClusterConfig, seed int64) (ClassCluster
 	}
 	rng := rand.New(rand.NewSource(seed))
 	sidx := subsample(n, cfg.SilhouetteSample, rng)
-	xsil := xc.IndexSelect(0, longOn(toInt64(sidx), xc.Device()))
+	// the subsample is the same for every k: its distance matrix is computed once
+	xsil := xc.IndexSelect(0, longOn(toInt64(sidx), xc.Device())).To(torch.Float64)
+	dsil := torch.CDist(xsil, xsil)
+	xfit := xc
+	if fidx := subsample(n, cfg.FitSample, rng); len(fidx) < n {
+		xfit = xc.IndexSelect(0, longOn(toInt64(fidx), xc.Device()))
+	}
 	best := math.Inf(-1)
 	var bestAssign []int64
 	for k := max(cfg.KMin, 1); k <= kmax; k++ {
@@ -162,10 +175,10 @@ func clusterClass(xc *torch.Tensor, cfg ClusterConfig, seed int64) (ClassCluster
 		var err error
 		torch.WithScope(func() {
 			if cfg.Method == "gmm" {
-				assign = gmmDiag(xc, k, cfg, rng)
+				assign = gmmDiag(xfit, xc, k, cfg, rng)
 			} else {
-				var cen *torch.Tensor
-				assign, cen = kmeans(xc, k, cfg.NInit, cfg.MaxIter, rng)
+				_, cen := kmeans(xfit, k, cfg.NInit, cfg.MaxIter, rng)
+				assign = sqDist(xc, xc.Square().SumDims(false, 1), cen).Argmin(1, false).Int64s()
 				cen.Free()
 			}
 			if k == 1 {
@@ -180,7 +193,7 @@ func clusterClass(xc *torch.Tensor, cfg ClusterConfig, seed int64) (ClassCluster
 				score = -1 // a degenerate clustering (all one cluster on the sample)
 				return
 			}
-			score, err = silhouette(xsil, sl)
+			score, err = silhouetteDist(dsil, sl)
 		})
 		if err != nil {
 			return cc, nil, err
@@ -220,8 +233,9 @@ func distinct(v []int64) int {
 func kmeans(x *torch.Tensor, k, nInit, maxIter int, rng *rand.Rand) ([]int64, *torch.Tensor) {
 	n := x.Size(0)
 	dev := x.Device()
-	x64 := x.To(torch.Float64)
-	sq := x64.Square().SumDims(false, 1) // [n]
+	x64 := x.To(torch.Float32)                    // float32 Lloyd steps: twice as fast, ample for argmin on normalised rows
+	sq := x64.Square().SumDims(false, 1)          // [n]
+	tol := 1e-4 * x64.Var(false, 0).Mean().Item() // sklearn: tol x mean feature variance
 	var bestAssign []int64
 	var bestCenters *torch.Tensor
 	bestInertia := math.Inf(1)
@@ -258,7 +272,7 @@ func kmeans(x *torch.Tensor, k, nInit, maxIter int, rng *rand.Rand) ([]int64, *t
 			for it := 0; it < maxIter; it++ {
 				d := sqDist(x64, sq, centers)
 				assign = d.Argmin(1, false)
-				oh := assign.OneHot(int64(k)).To(torch.Float64) // [n, k]
+				oh := assign.OneHot(int64(k)).To(torch.Float32) // [n, k]
 				counts := oh.SumDims(false, 0)                  // [k]
 				sums := oh.T().MM(x64)                          // [k, D]
 				// an empty cluster keeps its old center
@@ -266,7 +280,7 @@ func kmeans(x *torch.Tensor, k, nInit, maxIter int, rng *rand.Rand) ([]int64, *t
 				newC := torch.Where(empty, centers, sums.Div(counts.ClampMin(1).Unsqueeze(1)))
 				shift := newC.Sub(centers).Square().Sum().Item()
 				centers = newC
-				if shift <= 1e-12 {
+				if shift <= tol {
 					break
 				}
 			}
@@ -294,7 +308,8 @@ func sqDist(x, sq, c *torch.Tensor) *torch.Tensor {
 
 // gmmDiag fits a diagonal-covariance Gaussian mixture by EM from a k-means start and returns the
 // most probable component of each row.
-func gmmDiag(x *torch.Tensor, k int, cfg ClusterConfig, rng *rand.Rand) []int64 {
+// The mixture is fitted on the rows of x and every row of all is assigned.
+func gmmDiag(x, all *torch.Tensor, k int, cfg ClusterConfig, rng *rand.Rand) []int64 {
 	init, centers := kmeans(x, k, cfg.NInit, cfg.MaxIter, rng)
 	defer centers.Free()
 	dev := x.Device()
@@ -322,12 +337,21 @@ func gmmDiag(x *torch.Tensor, k int, cfg ClusterConfig, rng *rand.Rand) []int64 
 		logResp = logp.Sub(lse)
 		resp = logResp.Exp()
 		ll := lse.Mean().Item()
-		if math.Abs(ll-prevLL) < 1e-6 {
+		if math.Abs(ll-prevLL) < 1e-3 { // sklearn's tol on the mean log-likelihood
 			break
 		}
 		prevLL = ll
 	}
-	return logResp.Argmax(1, false).Int64s()
+	_ = logResp
+	// assign every row by its most probable component under the final parameters
+	nk := resp.SumDims(false, 0).AddScalar(1e-10)
+	mu := resp.T().MM(x64).Div(nk.Unsqueeze(1))
+	v := resp.T().MM(x2).Div(nk.Unsqueeze(1)).Sub(mu.Square()).ClampMin(0).AddScalar(reg)
+	iv := v.Reciprocal()
+	a64 := all.To(torch.Float64)
+	quad := a64.Square().MM(iv.T()).Sub(a64.MM(mu.Mul(iv).T()).MulScalar(2)).Add(mu.Square().Mul(iv).SumDims(false, 1).Unsqueeze(0))
+	logp := quad.Add(v.Log().SumDims(false, 1).Unsqueeze(0)).MulScalar(-0.5).Add(nk.DivScalar(float64(n)).Log().Unsqueeze(0))
+	return logp.Argmax(1, false).Int64s()
 }
 
 // Score sets the ARI and NMI of the discovered groups against a reference labelling of the same rows

@@ -145,8 +145,17 @@ func Silhouette(x *torch.Tensor, labels []int64, sample int, seed int64) (float6
 	return s, err
 }
 
-// silhouette computes the exact silhouette of float32 rows xs under lab (inside a guard).
+// silhouette computes the exact silhouette of the rows xs under lab (inside a guard).
 func silhouette(xs *torch.Tensor, lab []int64) (float64, error) {
+	return silhouetteOf(xs, nil, lab)
+}
+
+// silhouetteDist is silhouette from a precomputed [m, m] Euclidean distance matrix.
+func silhouetteDist(dist *torch.Tensor, lab []int64) (float64, error) {
+	return silhouetteOf(nil, dist, lab)
+}
+
+func silhouetteOf(xs, dist *torch.Tensor, lab []int64) (float64, error) {
 	m := len(lab)
 	dense := map[int64]int64{}
 	ids := make([]int64, m)
@@ -164,8 +173,13 @@ func silhouette(xs *torch.Tensor, lab []int64) (float64, error) {
 	for _, c := range ids {
 		counts[c]++
 	}
-	dev := xs.Device()
-	x64 := xs.To(torch.Float64)
+	var dev torch.Device
+	var x64 *torch.Tensor
+	if dist != nil {
+		dev, dist = dist.Device(), dist.To(torch.Float64)
+	} else {
+		dev, x64 = xs.Device(), xs.To(torch.Float64)
+	}
 	oh := longOn(ids, dev).OneHot(int64(k)).To(torch.Float64)
 	var total float64
 	// blocks of rows bound the [B, m] distance matrix
@@ -173,8 +187,13 @@ func silhouette(xs *torch.Tensor, lab []int64) (float64, error) {
 	for start := int64(0); start < int64(m); start += block {
 		b := min(block, int64(m)-start)
 		torch.WithScope(func() {
-			d := torch.CDist(x64.Narrow(0, start, b), x64) // [b, m]
-			sums := d.MM(oh).Float64s()                    // [b, k] distance sums per cluster
+			var d *torch.Tensor // [b, m]
+			if dist != nil {
+				d = dist.Narrow(0, start, b)
+			} else {
+				d = torch.CDist(x64.Narrow(0, start, b), x64)
+			}
+			sums := d.MM(oh).Float64s() // [b, k] distance sums per cluster
 			for r := int64(0); r < b; r++ {
 				i := start + r
 				own := ids[i]
