@@ -5,7 +5,7 @@ SHIM := $(BUILD)/cgo/libspreadtorch.so
 BIN := bin/spreadtrain
 # CMAKE_PREFIX_PATH for a CUDA libtorch, e.g. $(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
 TORCH_PREFIX ?=
-export PATH := /usr/local/go/bin:$(PATH)
+export PATH := /usr/local/go/bin:$(HOME)/.cache/spreadtrain/go/bin:$(PATH)
 # CI and benchmarks use one intra-op thread unless told otherwise
 export SPREADTRAIN_THREADS ?= 1
 
@@ -24,7 +24,12 @@ build: $(SHIM)
 	go build -o $(BIN) ./cmd/spreadtrain
 	cp $(SHIM) bin/
 
-test: setup
+# the README's main job: set up, build, fetch MNIST, train SupCon and Thanos, compare transfer
+demo: setup build
+	./scripts/demo.sh
+
+test:
+	./scripts/setup.sh --test
 	go vet ./...
 	go test -count=1 -timeout 25m ./...
 

@@ -8,13 +8,19 @@
 #     default reference BLAS is ~38x slower (bench/blas.sh measures it)
 #   - dataset-fashion-mnist: the Fashion-MNIST files, read from /usr/share/datasets/fashion-mnist
 #   - Go: /usr/local/go if present; otherwise Debian's Go 1.19 fetches a current toolchain as a module
+#
+# --test also installs what the test suite compares against: Debian's CPU PyTorch and torchvision
+# (python3-torch, python3-torchvision), which check exported weights and regenerate fixtures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+with_test=0
+[ "${1:-}" = "--test" ] && with_test=1
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 packages=(cmake g++ make libtorch-dev libgloo-dev libopenblas0-pthread dataset-fashion-mnist ca-certificates git)
+if [ $with_test = 1 ]; then packages+=(python3-torch python3-torchvision python3-numpy); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,10 +31,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# Go: the module needs go >= 1.23. Debian 12 ships 1.19, which cannot switch toolchains itself, so it
+# Go: the module needs go >= 1.24. Debian 12 ships 1.19, which cannot switch toolchains itself, so it
 # downloads the toolchain module (the same one GOTOOLCHAIN uses) through the module proxy.
-GO_WANT=go1.23.12
-go_ok() { "$1" version 2>/dev/null | awk '{split(substr($3,3),v,"."); exit !(v[1]>1 || v[2]>=23)}'; }
+GO_WANT=go1.24.13
+go_ok() { "$1" version 2>/dev/null | awk '{split(substr($3,3),v,"."); exit !(v[1]>1 || v[2]>=24)}'; }
 GO=""
 for cand in go /usr/local/go/bin/go "$HOME/.cache/spreadtrain/go/bin/go"; do
   if command -v "$cand" >/dev/null 2>&1 && go_ok "$cand"; then GO=$(command -v "$cand"); break; fi
