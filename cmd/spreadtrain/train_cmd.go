@@ -52,7 +52,7 @@ func trainOverrides() []override {
 		num("temperature", "contrastive temperature tau", d.Method.Temperature, func(c *train.Config, v float64) { c.Method.Temperature = v }),
 		str("denominator", "SupCon denominator: all or negatives", d.Method.Denominator, func(c *train.Config, v string) { c.Method.Denominator = v }),
 		integer("views", "augmented views per image", d.Method.Views, func(c *train.Config, v int) { c.Method.Views = v }),
-		override{&cli.BoolFlag{Name: "compat", Usage: "the reference code's loss variant (METHOD.md)"},
+		override{&cli.BoolFlag{Name: "compat", Usage: "the reference code's loss variant (docs/losses.md)"},
 			func(c *cli.Context, cfg *train.Config) { cfg.Method.Compat = c.Bool("compat") }},
 		str("arch", "encoder: "+strings.Join(nn.Archs(), ", "), d.Model.Arch, func(c *train.Config, v string) { c.Model.Arch = v }),
 		str("stem", "encoder stem: cifar (3x3, no max-pool) or imagenet (7x7/2 + max-pool)", d.Model.Stem, func(c *train.Config, v string) { c.Model.Stem = v }),
