@@ -6,8 +6,8 @@ BIN := bin/spreadtrain
 # CMAKE_PREFIX_PATH for a CUDA libtorch, e.g. $(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
 TORCH_PREFIX ?=
 export PATH := /usr/local/go/bin:$(HOME)/.cache/spreadtrain/go/bin:$(PATH)
-# CI and benchmarks use one intra-op thread unless told otherwise
-export SPREADTRAIN_THREADS ?= 1
+# idle OpenMP threads sleep instead of spinning: much faster on shared cores (cmd/spreadtrain/main.go)
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup shim build test bench demo clean
 
@@ -31,7 +31,7 @@ demo: setup build
 test:
 	./scripts/setup.sh --test
 	go vet ./...
-	go test -count=1 -timeout 25m ./...
+	SPREADTRAIN_THREADS=1 go test -count=1 -timeout 25m ./...
 
 clean:
 	rm -rf $(BUILD) bin

@@ -1,0 +1,203 @@
+// Command summarize turns the evaluated runs of experiments/run.sh into tables (mean and standard
+// deviation over seeds) and the alpha-sweep plot.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/spreadtrain/spreadtrain/pkg/eval"
+	"github.com/spreadtrain/spreadtrain/pkg/plot"
+)
+
+func main() {
+	runs := flag.String("runs", "runs/experiments-cpu", "the runs folder of experiments/run.sh")
+	out := flag.String("out", "experiments/results/cpu", "output prefix (.md and _alpha.png)")
+	flag.Parse()
+	if err := summarize(*runs, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "summarize:", err)
+		os.Exit(1)
+	}
+}
+
+type metric struct {
+	name string
+	get  func(*eval.Report) *float64
+}
+
+var metrics = []metric{
+	{"coarse probe", func(r *eval.Report) *float64 { return probeAcc(r.CoarseProbe) }},
+	{"fine probe", func(r *eval.Report) *float64 { return probeAcc(r.FineProbe) }},
+	{"fine kNN", func(r *eval.Report) *float64 {
+		if r.FineKNN == nil {
+			return nil
+		}
+		return &r.FineKNN.Accuracy
+	}},
+	{"intra-class cos", func(r *eval.Report) *float64 {
+		if r.Spread == nil {
+			return nil
+		}
+		v := r.Spread.IntraClassCosine / 100 // printed x100 below like the accuracies
+		return &v
+	}},
+	{"worst group ERM", func(r *eval.Report) *float64 {
+		if r.ERM == nil {
+			return nil
+		}
+		return r.ERM.WorstGroupAcc
+	}},
+	{"worst group DRO (found)", func(r *eval.Report) *float64 {
+		if r.DRODiscovered == nil {
+			return nil
+		}
+		return &r.DRODiscovered.WorstGroupAcc
+	}},
+}
+
+func probeAcc(p *eval.ProbeResult) *float64 {
+	if p == nil {
+		return nil
+	}
+	return &p.TestAcc
+}
+
+func readReport(path string) (*eval.Report, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r eval.Report
+	return &r, json.Unmarshal(raw, &r)
+}
+
+func meanStd(v []float64) (float64, float64) {
+	var m, s float64
+	for _, x := range v {
+		m += x
+	}
+	m /= float64(len(v))
+	for _, x := range v {
+		s += (x - m) * (x - m)
+	}
+	if len(v) > 1 {
+		s = math.Sqrt(s / float64(len(v)-1))
+	}
+	return m, s
+}
+
+func summarize(runs, out string) error {
+	files, _ := filepath.Glob(filepath.Join(runs, "*", "*", "seed*", "metrics.json"))
+	// dataset -> method -> metric -> values over seeds
+	table := map[string]map[string]map[string][]float64{}
+	for _, f := range files {
+		rel, _ := filepath.Rel(runs, f)
+		parts := strings.Split(rel, string(filepath.Separator))
+		ds, method := parts[0], parts[1]
+		r, err := readReport(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		if table[ds] == nil {
+			table[ds] = map[string]map[string][]float64{}
+		}
+		if table[ds][method] == nil {
+			table[ds][method] = map[string][]float64{}
+		}
+		for _, m := range metrics {
+			if v := m.get(r); v != nil {
+				table[ds][method][m.name] = append(table[ds][method][m.name], 100**v)
+			}
+		}
+	}
+	var b strings.Builder
+	b.WriteString("# Experiments: " + runs + "\n\nTest accuracies in percent (mean ± standard deviation over seeds, n = seeds); intra-class cosine of the test embeddings.\n")
+	var dss []string
+	for ds := range table {
+		dss = append(dss, ds)
+	}
+	sort.Strings(dss)
+	order := []string{"ce", "simclr", "supcon", "spread", "supcon-ae", "thanos"}
+	for _, ds := range dss {
+		fmt.Fprintf(&b, "\n## %s\n\n| method | n |", ds)
+		for _, m := range metrics {
+			fmt.Fprintf(&b, " %s |", m.name)
+		}
+		b.WriteString("\n|---|---|" + strings.Repeat("---|", len(metrics)) + "\n")
+		for _, method := range order {
+			row, ok := table[ds][method]
+			if !ok {
+				continue
+			}
+			n := 0
+			for _, v := range row {
+				n = max(n, len(v))
+			}
+			fmt.Fprintf(&b, "| %s | %d |", method, n)
+			for _, m := range metrics {
+				v := row[m.name]
+				if len(v) == 0 {
+					b.WriteString(" - |")
+					continue
+				}
+				mean, sd := meanStd(v)
+				if m.name == "intra-class cos" {
+					fmt.Fprintf(&b, " %.3f ± %.3f |", mean/100, sd/100)
+				} else {
+					fmt.Fprintf(&b, " %.1f ± %.1f |", mean, sd)
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
+	if err := sweep(runs, out, &b); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(out+".md", []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Print(b.String())
+	return nil
+}
+
+// sweep plots fine-probe accuracy and intra-class cosine against alpha.
+func sweep(runs, out string, b *strings.Builder) error {
+	dirs, _ := filepath.Glob(filepath.Join(runs, "sweep-*", "alpha*", "metrics.json"))
+	type point struct{ alpha, fine, coarse, intra float64 }
+	var pts []point
+	for _, f := range dirs {
+		a, err := strconv.ParseFloat(strings.TrimPrefix(filepath.Base(filepath.Dir(f)), "alpha"), 64)
+		if err != nil {
+			continue
+		}
+		r, err := readReport(f)
+		if err != nil || r.FineProbe == nil || r.CoarseProbe == nil || r.Spread == nil {
+			continue
+		}
+		pts = append(pts, point{a, r.FineProbe.TestAcc, r.CoarseProbe.TestAcc, r.Spread.IntraClassCosine})
+	}
+	if len(pts) < 2 {
+		return nil
+	}
+	sort.Slice(pts, func(i, j int) bool { return pts[i].alpha < pts[j].alpha })
+	x := make([]float64, len(pts))
+	fine, coarse, intra := make([]float64, len(pts)), make([]float64, len(pts)), make([]float64, len(pts))
+	b.WriteString("\n## Alpha sweep (L_spread, one seed)\n\n| alpha | coarse probe | fine probe | intra-class cos |\n|---|---|---|---|\n")
+	for i, p := range pts {
+		x[i], fine[i], coarse[i], intra[i] = p.alpha, p.fine, p.coarse, p.intra
+		fmt.Fprintf(b, "| %g | %.1f | %.1f | %.3f |\n", p.alpha, 100*p.coarse, 100*p.fine, p.intra)
+	}
+	return plot.Lines(out+"_alpha.png", "the perfect-balance curve: L_spread against alpha", "alpha", "accuracy / cosine", x,
+		plot.Series{Name: "fine probe accuracy", Y: fine}, plot.Series{Name: "coarse probe accuracy", Y: coarse},
+		plot.Series{Name: "intra-class cosine", Y: intra})
+}
