@@ -21,7 +21,7 @@ alphas=${ALPHAS:-0.2 0.35 0.5 0.65 0.8 0.95 1}
 method_flags() {
   case $1 in
     supcon-ae) echo "--method supcon --beta 1" ;;
-    spread) echo "--method spread --beta 0" ;;
+    spread) echo "--method spread" ;;
     *) echo "--method $1" ;;
   esac
 }
@@ -47,7 +47,7 @@ for ds in $datasets; do
 done
 sweep=${SWEEP_DATASET:-mnist}
 for a in $alphas; do
-  run_one "$runs/sweep-$sweep/alpha$a" --config "experiments/$scale/$sweep.yaml" --method spread --beta 0 --alpha "$a" --seed 0
+  run_one "$runs/sweep-$sweep/alpha$a" --config "experiments/$scale/$sweep.yaml" --method spread --alpha "$a" --seed 0
 done
 mkdir -p experiments/results
 go run ./experiments/summarize -runs "$runs" -out "experiments/results/$scale"

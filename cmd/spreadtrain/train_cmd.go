@@ -47,7 +47,7 @@ func trainOverrides() []override {
 		integer("test-per-class-limit", "keep this many test images per class (0: all)", 0, func(c *train.Config, v int) { c.Data.TestPerClassLimit = v }),
 		str("method", "objective: "+strings.Join(train.Methods, ", "), d.Method.Name, func(c *train.Config, v string) { c.Method.Name = v }),
 		num("alpha", "L_spread = alpha*SupCon + (1-alpha)*cNCE", d.Method.Alpha, func(c *train.Config, v float64) { c.Method.Alpha = v }),
-		num("beta", "autoencoder weight", d.Method.Beta, func(c *train.Config, v float64) { c.Method.Beta = v }),
+		num("beta", "autoencoder weight (thanos: 1 when not given; add it to supcon, spread or simclr for their '+ autoencoder' variants)", d.Method.Beta, func(c *train.Config, v float64) { c.Method.Beta = v }),
 		num("gamma", "cross-entropy weight on the coarse labels", d.Method.Gamma, func(c *train.Config, v float64) { c.Method.Gamma = v }),
 		num("temperature", "contrastive temperature tau", d.Method.Temperature, func(c *train.Config, v float64) { c.Method.Temperature = v }),
 		str("denominator", "SupCon denominator: all or negatives", d.Method.Denominator, func(c *train.Config, v string) { c.Method.Denominator = v }),

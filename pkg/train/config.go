@@ -47,7 +47,7 @@ type MethodConfig struct {
 	// Name is thanos (L_spread + autoencoder), spread (L_spread), supcon, simclr or ce.
 	Name        string  `yaml:"name"`
 	Alpha       float64 `yaml:"alpha"`       // L_spread = alpha * SupCon + (1 - alpha) * cNCE
-	Beta        float64 `yaml:"beta"`        // autoencoder weight (thanos; any contrastive method may set it)
+	Beta        float64 `yaml:"beta"`        // autoencoder weight (thanos: 1 when unset; other contrastive methods may set it)
 	Gamma       float64 `yaml:"gamma"`       // cross-entropy weight on the coarse labels
 	Temperature float64 `yaml:"temperature"` // tau
 	Denominator string  `yaml:"denominator"` // SupCon's: all or negatives
@@ -210,9 +210,6 @@ func (m MethodConfig) Validate() error {
 	if m.Beta < 0 || m.Gamma < 0 {
 		return fmt.Errorf("method.beta and method.gamma must be >= 0")
 	}
-	if m.Name == "thanos" && m.Beta == 0 {
-		return fmt.Errorf("method thanos needs method.beta > 0 (use method spread for L_spread alone)")
-	}
 	if m.Name != "ce" {
 		if !(m.Temperature > 0) {
 			return fmt.Errorf("method.temperature %v: must be positive", m.Temperature)
@@ -234,6 +231,10 @@ func (m MethodConfig) Validate() error {
 // cross-entropy baseline uses one view and no decoder.
 func (c Config) Normalized() Config {
 	switch c.Method.Name {
+	case "thanos":
+		if c.Method.Beta == 0 {
+			c.Method.Beta = 1 // Thanos is L_spread + autoencoder
+		}
 	case "supcon":
 		c.Method.Alpha = 1
 	case "ce":
