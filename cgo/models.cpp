@@ -8,11 +8,6 @@
 using namespace st;
 namespace nn = torch::nn;
 
-struct st_module_s {
-  std::shared_ptr<nn::Module> mod;
-  std::function<at::Tensor(const at::Tensor&)> forward;
-};
-
 namespace {
 
 nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad) {

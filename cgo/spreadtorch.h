@@ -255,6 +255,26 @@ st_err st_dist_all_gather_grad(st_pg pg, st_tensor t, st_tensor* out);
 st_err st_dist_barrier(st_pg pg);
 /* ==== end distributed ==== */
 
+/* ==== vision transformer (cgo/vit.cpp) ==== */
+/* The small ViT of the reference code: non-overlapping patch x patch patches projected to dim (a conv
+ * with kernel = stride = patch), a learned CLS token and learned position embeddings (one per patch
+ * plus CLS, so the input must be exactly image_h x image_w), depth pre-norm blocks (x + attn(LN(x)),
+ * x + fc2(GELU(fc1(LN(x))))), a final LayerNorm; the output is the CLS token, [N, dim].
+ * dropout (training mode only) acts after the position embeddings, on the attention probabilities,
+ * after the attention and after both MLP layers. flags: ST_VIT_REFERENCE (HazyResearch/thanos-code:
+ * no qkv bias, no attention output projection, LayerNorm after the patch projection) or
+ * ST_VIT_STANDARD (timm / torch.nn.MultiheadAttention style), or any combination of the bits.
+ * Parameter names: patch_embed.proj.{weight,bias}, patch_embed.norm.* (EMBED_NORM), cls_token [1,1,dim],
+ * pos_embed [1,tokens,dim], blocks.<i>.norm1.*, blocks.<i>.attn.qkv.weight [3*dim, dim] (rows: q, k, v,
+ * each heads x head_dim), blocks.<i>.attn.qkv.bias (QKV_BIAS), blocks.<i>.attn.proj.* (ATTN_PROJ),
+ * blocks.<i>.norm2.*, blocks.<i>.mlp.fc1.*, blocks.<i>.mlp.fc2.*, norm.*. *out_dim = dim. */
+enum { ST_VIT_QKV_BIAS = 1, ST_VIT_ATTN_PROJ = 2, ST_VIT_EMBED_NORM = 4 };
+#define ST_VIT_REFERENCE (ST_VIT_EMBED_NORM)
+#define ST_VIT_STANDARD (ST_VIT_QKV_BIAS | ST_VIT_ATTN_PROJ)
+st_err st_vit_new(int64_t image_h, int64_t image_w, int64_t in_channels, int64_t patch, int64_t dim, int64_t depth,
+                  int64_t heads, int64_t mlp_dim, double dropout, int flags, st_module* out, int64_t* out_dim);
+/* ==== end vision transformer ==== */
+
 #ifdef __cplusplus
 }
 #endif

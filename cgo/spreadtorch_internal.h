@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <exception>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,6 +13,13 @@
 
 struct st_tensor_s {
   at::Tensor t;
+};
+
+// A model behind the opaque st_module handle: the module (parameters, buffers, train/eval) and its
+// one forward call. Defined here so that every translation unit (models.cpp, vit.cpp) can make one.
+struct st_module_s {
+  std::shared_ptr<torch::nn::Module> mod;
+  std::function<at::Tensor(const at::Tensor&)> forward;
 };
 
 namespace st {
