@@ -9,7 +9,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 # CI and benchmarks use one intra-op thread unless told otherwise
 export SPREADTRAIN_THREADS ?= 1
 
-.PHONY: setup shim build test bench demo clean
+.PHONY: setup shim build test bench demo clean gputrain
 
 setup:
 	./scripts/setup.sh
@@ -23,6 +23,10 @@ $(SHIM): cgo/CMakeLists.txt cgo/*.cpp cgo/*.h
 build: $(SHIM)
 	go build -o $(BIN) ./cmd/spreadtrain
 	cp $(SHIM) bin/
+
+# the GPU training benchmark's Go half (bench/gpu_train.sh runs it against a CUDA shim)
+gputrain: $(SHIM)
+	go build -o bin/gputrain ./bench/gputrain
 
 test: setup
 	go vet ./...
