@@ -9,7 +9,7 @@ export PATH := /usr/local/go/bin:$(HOME)/.cache/spreadtrain/go/bin:$(PATH)
 # idle OpenMP threads sleep instead of spinning: much faster on shared cores (cmd/spreadtrain/main.go)
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup shim build test bench demo clean
+.PHONY: setup shim build test demo gputrain clean gputrain
 
 setup:
 	./scripts/setup.sh
@@ -27,6 +27,10 @@ build: $(SHIM)
 # the README's main job: set up, build, fetch MNIST, train SupCon and Thanos, compare transfer
 demo: setup build
 	./scripts/demo.sh
+
+# the GPU training benchmark's Go half (bench/gpu_train.sh runs it against a CUDA shim)
+gputrain: $(SHIM)
+	go build -o bin/gputrain ./bench/gputrain
 
 test:
 	./scripts/setup.sh --test

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Training-step throughput on one GPU: spreadtrain (bench/gputrain) against the same step in PyTorch
+# eager and under torch.compile (bench/gpu_train.py), in one run: images/s of each, the ratios
+# spreadtrain/eager and spreadtrain/compile, and model FLOP utilisation against the H200's peaks.
+# ResNet-18 (CIFAR stem) + the thanos objective (SupCon + cNCE + autoencoder), 2 views, batch 512,
+# 32x32 uint8 images resident on the GPU, augmentation on the GPU, AdamW, float32.
+#
+# NOT YET RUN ON A GPU IN THIS PROJECT. It has been run on CPU only (tiny settings, PyTorch 1.13); no
+# GPU figure has been measured. Expect to fix small things on the first CUDA run.
+#
+# Needs: a CUDA machine with PyTorch 2.x (its pip/conda install carries a complete CUDA libtorch with
+# headers and CMake files) and torchvision, cmake and g++; no network. The Go program is prebuilt (Go is
+# not needed on the GPU machine): `make gputrain` wherever Go is, carry bin/gputrain along with the
+# repository. If go is on PATH and bin/gputrain is missing, it is built here.
+#
+#   bench/gpu_train.sh                                              # on the GPU machine, < 8 minutes
+#   DEVICE=cpu BATCH=8 STEPS=2 WARMUP=1 IMAGES=64 PYTHON=/usr/bin/python3 bench/gpu_train.sh   # smoke
+#
+# Environment: PYTHON (python3), DEVICE (cuda), BATCH (512), STEPS (50), WARMUP (10), IMAGES (50000),
+# IMPL (eager,compile), CUDNN_BENCHMARK (0; the trainer leaves cuDNN's autotuner off), GPUTRAIN_BIN
+# (bin/gputrain), SHIM_BUILD (build/cgo-bench: a build folder of its own, so that a CPU build/cgo is
+# left alone), TORCH_PREFIX (default: the Python torch's cmake_prefix_path).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/usr/local/go/bin:$PATH
+PY=${PYTHON:-python3}
+DEVICE=${DEVICE:-cuda}
+BATCH=${BATCH:-512}
+STEPS=${STEPS:-50}
+WARMUP=${WARMUP:-10}
+IMAGES=${IMAGES:-50000}
+IMPL=${IMPL:-eager,compile}
+SHIM_BUILD=${SHIM_BUILD:-build/cgo-bench}
+GPUTRAIN_BIN=${GPUTRAIN_BIN:-bin/gputrain}
+bench_flags=(--device "$DEVICE" --batch "$BATCH" --steps "$STEPS" --warmup "$WARMUP" --images "$IMAGES")
+if [ "${CUDNN_BENCHMARK:-0}" = 1 ]; then bench_flags+=(--cudnn-benchmark); fi
+phase() { echo "== [${SECONDS}s] $*" >&2; }
+
+echo "NOTE: bench/gpu_train.sh has not been run on a GPU in this project yet; these are its first figures." >&2
+phase "python: $("$PY" -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())')"
+if [ "$DEVICE" != cpu ]; then
+  "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else "torch.cuda.is_available() is False")'
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >&2 || true
+fi
+
+# 1. the shim against this Python's libtorch
+TORCH_PREFIX=${TORCH_PREFIX-$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')}
+cmake_args=(-S cgo -B "$SHIM_BUILD" -DCMAKE_BUILD_TYPE=Release)
+if [ -n "$TORCH_PREFIX" ] && [ -d "$TORCH_PREFIX/Torch" ]; then
+  cmake_args+=(-DCMAKE_PREFIX_PATH="$TORCH_PREFIX")
+else
+  echo "gpu_train.sh: no Torch CMake files under '$TORCH_PREFIX'; using the system libtorch (a CPU-only Debian python3-torch has none)" >&2
+fi
+phase "cmake ${cmake_args[*]}"
+# CUDA architectures are only used for .cu files, which the shim has none of; setting them skips
+# libtorch's CMake probing of the GPU
+TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} cmake "${cmake_args[@]}" >"$SHIM_BUILD.cmake.log" 2>&1 \
+  || { cat "$SHIM_BUILD.cmake.log" >&2; exit 1; }
+cmake --build "$SHIM_BUILD" -j "$(nproc)" >"$SHIM_BUILD.build.log" 2>&1 \
+  || { tail -50 "$SHIM_BUILD.build.log" >&2; exit 1; }
+
+# 2. the Go benchmark: prebuilt, or built here if Go is present (it links the shim by name only)
+if [ ! -x "$GPUTRAIN_BIN" ]; then
+  command -v go >/dev/null || { echo "gpu_train.sh: $GPUTRAIN_BIN is missing and there is no go to build it (run make gputrain where Go is and carry bin/gputrain)" >&2; exit 1; }
+  phase "go build -o $GPUTRAIN_BIN ./bench/gputrain"
+  CGO_ENABLED=1 CGO_LDFLAGS="-L$PWD/$SHIM_BUILD" go build -o "$GPUTRAIN_BIN" ./bench/gputrain
+fi
+# the fresh shim first, then libtorch and the CUDA libraries of the pip packages (nvidia/*/lib)
+libdirs=$("$PY" -c '
+import glob, os, torch
+lib = os.path.join(os.path.dirname(torch.__file__), "lib")
+site = os.path.dirname(os.path.dirname(torch.__file__))
+print(":".join([lib] + sorted(glob.glob(os.path.join(site, "nvidia", "*", "lib")))))')
+export LD_LIBRARY_PATH="$PWD/$SHIM_BUILD:$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+phase "spreadtrain: $GPUTRAIN_BIN ${bench_flags[*]}"
+timeout 150 "$GPUTRAIN_BIN" "${bench_flags[@]}" | tee "$out/spreadtrain.json"
+
+phase "pytorch ($IMPL): bench/gpu_train.py ${bench_flags[*]}"
+timeout 300 "$PY" bench/gpu_train.py "${bench_flags[@]}" --impl "$IMPL" --spreadtrain "$out/spreadtrain.json"
+phase "done"
