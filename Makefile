@@ -9,7 +9,7 @@ export PATH := /usr/local/go/bin:$(HOME)/.cache/spreadtrain/go/bin:$(PATH)
 # idle OpenMP threads sleep instead of spinning: much faster on shared cores (cmd/spreadtrain/main.go)
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup shim build test demo gputrain clean gputrain
+.PHONY: setup shim build test demo gputrain clean
 
 setup:
 	./scripts/setup.sh

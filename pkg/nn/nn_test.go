@@ -277,10 +277,17 @@ func rssBytes(t *testing.T) int64 {
 	return pages * int64(os.Getpagesize())
 }
 
+// settleGC runs the GC until finalizers stop releasing tensors left over from earlier tests.
 func settleGC() {
-	for i := 0; i < 3; i++ {
+	prev := int64(-1)
+	for i := 0; i < 50; i++ {
 		runtime.GC()
 		time.Sleep(20 * time.Millisecond) // finalizers run on their own goroutine
+		if n := torch.LiveTensors(); n == prev {
+			return
+		} else {
+			prev = n
+		}
 	}
 }
 

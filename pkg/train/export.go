@@ -24,6 +24,7 @@ func RunCheckpoint(runDir, which string) (string, error) {
 }
 
 // ExportEncoder writes the encoder's weights from a checkpoint under torchvision's parameter names
+// (timm's VisionTransformer names for the ViT)
 // (conv1.weight, layer1.0.bn1.running_mean, ...), loadable with strict=True into a torchvision
 // ResNet whose fc is Identity (and, for the CIFAR stem, conv1 3x3/1 and maxpool Identity).
 func ExportEncoder(checkpointPath, out string) error {
@@ -45,6 +46,9 @@ func ExportEncoder(checkpointPath, out string) error {
 		"arch": m.Arch, "stem": m.Stem, "width": strconv.FormatFloat(m.Width, 'g', -1, 64),
 		"base_width": strconv.FormatInt(m.BaseWidth(), 10), "method": ck.Config.Method.Name,
 		"source": checkpointPath, "format": "torchvision-resnet-encoder",
+	}
+	if m.Arch == "vit" {
+		meta["format"] = "vit-encoder-timm-names"
 	}
 	return nn.SaveState(out, named, meta)
 }

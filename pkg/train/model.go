@@ -26,6 +26,12 @@ type Shape struct {
 func NewModel(cfg Config, s Shape) (*Model, error) {
 	ec := cfg.Model.EncoderConfig
 	ec.InChannels = s.C
+	if ec.Arch == "vit" {
+		if s.H != s.W {
+			return nil, fmt.Errorf("model.arch vit: needs square images, the data are %dx%d", s.H, s.W)
+		}
+		ec.ImageSize = s.H // the size the encoder receives (augment.size when set)
+	}
 	enc, err := nn.NewEncoder(ec)
 	if err != nil {
 		return nil, err
