@@ -39,7 +39,7 @@ func loadTrained(runDir, which string, shapeOf *data.Dataset) (*trained, error) 
 	if err != nil {
 		dev = torch.CPU
 	}
-	m, err := NewModel(cfg, Shape{C: shapeOf.C, H: shapeOf.H, W: shapeOf.W, CoarseClasses: len(shapeOf.CoarseNames)})
+	m, err := NewModel(cfg, ShapeOf(cfg, shapeOf))
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/spreadtrain/spreadtrain/pkg/autoenc"
+	"github.com/spreadtrain/spreadtrain/pkg/data"
 	"github.com/spreadtrain/spreadtrain/pkg/nn"
 	"github.com/spreadtrain/spreadtrain/pkg/torch"
 )
@@ -20,6 +21,15 @@ type Model struct {
 type Shape struct {
 	C, H, W       int
 	CoarseClasses int
+}
+
+// ShapeOf is the shape a model for cfg sees of d's images (augment.size resizes them).
+func ShapeOf(cfg Config, d *data.Dataset) Shape {
+	s := Shape{C: d.C, H: d.H, W: d.W, CoarseClasses: len(d.CoarseNames)}
+	if cfg.Augment.Size > 0 {
+		s.H, s.W = cfg.Augment.Size, cfg.Augment.Size
+	}
+	return s
 }
 
 // NewModel builds a freshly initialised model (on the CPU) for the normalised configuration.

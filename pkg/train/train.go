@@ -114,7 +114,7 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 	log.WithFields(logrus.Fields{"train": trainSet.N, "val": valSet.N, "coarse": trainSet.CoarseNames,
 		"device": dev, "libtorch": torch.Version()}).Info("data loaded")
 
-	model, err := NewModel(cfg, Shape{C: trainSet.C, H: trainSet.H, W: trainSet.W, CoarseClasses: len(trainSet.CoarseNames)})
+	model, err := NewModel(cfg, ShapeOf(cfg, trainSet))
 	if err != nil {
 		return res, err
 	}
