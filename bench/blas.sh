@@ -27,7 +27,7 @@ for c in "${configs[@]}"; do
   dbg=$(mktemp -d)
   env $(envs "$c") LD_DEBUG=bindings LD_DEBUG_OUTPUT="$dbg/ld" ./build/blasbench -iters 1 -repeats 1 -label "$c" >"$dbg/out"
   mapped=$(/usr/bin/python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["mapped"]))' "$dbg/out")
-  bound=$(cat "$dbg"/ld.* | grep -m1 "symbol \`sgemm_'" | sed -E 's/.*binding file ([^ ]+) .* to ([^ ]+) .*/\1 -> \2/' || true)
+  bound=$(cat "$dbg"/ld.* | grep "binding file [^ ]*libtorch_cpu" | grep -m1 "symbol \`sgemm_'" | sed -E 's/.*binding file ([^ ]+) .* to ([^ ]+) .*/\1 -> \2/' || true)
   printf '  %-12s %s\n  %-12s mapped: %s\n  %-12s sgemm_ bound: %s\n' "$c" "$(envs "$c")" "" "$mapped" "" "${bound:-none seen}"
   rm -rf "$dbg"
 done

@@ -33,7 +33,7 @@ func median(f func(), iters, repeats int) float64 {
 	return ts[len(ts)/2]
 }
 
-// blasMaps lists the mapped files whose name mentions blas or lapack.
+// blasMaps lists the mapped libblas*, liblapack* and libopenblas* files.
 func blasMaps() []string {
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
@@ -49,7 +49,8 @@ func blasMaps() []string {
 			continue
 		}
 		p := fields[5]
-		if (strings.Contains(p, "blas") || strings.Contains(p, "lapack")) && !seen[p] {
+		base := p[strings.LastIndex(p, "/")+1:]
+		if (strings.HasPrefix(base, "libblas") || strings.HasPrefix(base, "liblapack") || strings.HasPrefix(base, "libopenblas")) && !seen[p] {
 			seen[p] = true
 			libs = append(libs, p)
 		}
