@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"syscall"
@@ -25,12 +26,19 @@ func main() {
 	steps := flag.Int("steps", 8, "timed steps")
 	cpuprofile := flag.String("cpuprofile", "", "write a Go CPU profile of the timed steps here")
 	round := flag.Int("round", 0, "round number, echoed in the output")
+	lock := flag.Bool("lockthread", false, "pin the stepping goroutine to one OS thread (one OpenMP team)")
 	flag.Parse()
+	if *lock {
+		runtime.LockOSThread()
+		lockThread = true
+	}
 	if err := run(*threads, *batch, *warmup, *steps, *round, *cpuprofile); err != nil {
 		fmt.Fprintln(os.Stderr, "trainstep:", err)
 		os.Exit(1)
 	}
 }
+
+var lockThread bool
 
 func run(threads int, batch int64, warmup, steps, round int, cpuprofile string) error {
 	torch.SetNumThreads(threads)
@@ -83,7 +91,7 @@ func run(threads int, batch int64, warmup, steps, round int, cpuprofile string) 
 	if err != nil {
 		return err
 	}
-	out, _ := json.Marshal(map[string]any{"impl": "spreadtrain", "threads": threads, "round": round, "batch": batch,
+	out, _ := json.Marshal(map[string]any{"impl": "spreadtrain", "threads": threads, "round": round, "os_threads": osThreads(), "lockthread": lockThread, "batch": batch,
 		"ms": median(times), "cpu_ms": median(cpu), "steps_ms": times, "loss": loss, "torch_threads": torch.NumThreads()})
 	fmt.Println(string(out))
 	return nil
@@ -100,4 +108,10 @@ func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
 	return s[len(s)/2]
+}
+
+// osThreads is the number of OS threads of the process (Go's plus libtorch's OpenMP workers).
+func osThreads() int {
+	ents, _ := os.ReadDir("/proc/self/task")
+	return len(ents)
 }
