@@ -225,7 +225,7 @@ func embeddingPlot(runDir string, cfg Config, feats *torch.Tensor, d *data.Datas
 	for i, n := range names {
 		nameMap[int64(i)] = n
 	}
-	title := fmt.Sprintf("%s on %s: test embeddings (PCA), coloured by fine label", cfg.Method.Name, cfg.Data.Name)
+	title := fmt.Sprintf("%s, %s: test embeddings by fine label", cfg.Method.Name, cfg.Data.Name)
 	return eval.EmbeddingPlot(filepath.Join(runDir, "embeddings_test.png"), title, feats, labels, nameMap, 3000, 0)
 }
 
