@@ -18,6 +18,14 @@ func TestSourceLoadsCIFAR10JPGWithHierarchy(t *testing.T) {
 	if counts[0] != 20 || counts[1] != 30 { // 4 vehicle classes, 6 animal classes
 		t.Fatalf("coarse counts %v, want [20 30]", counts)
 	}
+	imb, err := Source{Name: "cifar10-jpg", Dir: dir, PerClassLimit: 10, SubclassSizes: []int{10, 5, 3, 2}, LabelMap: "", Seed: 1}.Load("", "train")
+	if err == nil {
+		t.Fatalf("4 sizes for classes of 4 and 6 subclasses accepted: %d images", imb.N)
+	}
+	one, err := Source{Name: "cifar10-jpg", Dir: dir, PerClassLimit: 10, SubclassSizes: []int{3}, LabelMap: "none", Seed: 1}.Load("", "train")
+	if err != nil || one.N != 30 {
+		t.Fatalf("subclass sizes [3] on 10 one-subclass classes: %v images, %v", one, err)
+	}
 	fine, err := Source{Name: "cifar10-jpg", Dir: dir, PerClassLimit: 2, LabelMap: "none"}.Load("", "train")
 	if err != nil {
 		t.Fatal(err)

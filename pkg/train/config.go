@@ -70,6 +70,9 @@ type RunConfig struct {
 	LogEvery        int `yaml:"log_every"`  // steps between metric records
 	EvalEvery       int `yaml:"eval_every"` // epochs between validation passes (best checkpoint)
 	KNN             int `yaml:"knn"`        // neighbours of the validation kNN classifier
+	// StreamData keeps the training images in host memory and streams each batch to the device with Go
+	// workers, for datasets too big for device memory; otherwise they are uploaded once. Same batches.
+	StreamData bool `yaml:"stream_data"`
 }
 
 // Methods lists the method names.

@@ -39,7 +39,7 @@ func newPipeline(cfg Config, d *data.Dataset, dev torch.Device, rank, world int)
 		return nil, fmt.Errorf("train.batch_size %d is not divisible by the %d processes", cfg.Train.BatchSize, world)
 	}
 	loader, err := data.NewLoader(d, dev, data.LoaderOptions{SamplerOptions: data.SamplerOptions{
-		BatchSize: perRank, DropLast: true, Seed: cfg.Train.Seed, Rank: rank, World: world}})
+		BatchSize: perRank, DropLast: true, Seed: cfg.Train.Seed, Rank: rank, World: world}, Stream: cfg.Train.StreamData})
 	if err != nil {
 		return nil, err
 	}

@@ -110,6 +110,15 @@ func TestResumeReproducesLosses(t *testing.T) {
 	if len(a) == 0 || !reflect.DeepEqual(a, b) {
 		t.Fatalf("uninterrupted losses\n%v\nresumed\n%v", a, b)
 	}
+	// streaming the batches from host memory gives the same run
+	streamed := filepath.Join(t.TempDir(), "streamed")
+	cfg.Train.StreamData = true
+	if _, err := Run(context.Background(), Options{Config: cfg, RunDir: streamed}); err != nil {
+		t.Fatal(err)
+	}
+	if c := stepLosses(t, streamed); !reflect.DeepEqual(a, c) {
+		t.Fatalf("resident losses\n%v\nstreamed\n%v", a, c)
+	}
 	for _, f := range []string{"config.yaml", "metrics.jsonl", "checkpoints/last.safetensors", "checkpoints/best.safetensors",
 		"training_curves.png", "embeddings_test.png"} {
 		if _, err := os.Stat(filepath.Join(parted, f)); err != nil {
