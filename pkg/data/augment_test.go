@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -51,7 +52,7 @@ func fixtureTensor(t *testing.T, name string) *torch.Tensor {
 // maxDiff reports the largest absolute difference and fails above tol.
 func maxDiff(t *testing.T, name string, got, want *torch.Tensor, tol float64) float64 {
 	t.Helper()
-	if gs, ws := got.Shape(), want.Shape(); !equalShape(gs, ws) {
+	if gs, ws := got.Shape(), want.Shape(); !slices.Equal(gs, ws) {
 		t.Fatalf("%s: shape %v, torchvision %v", name, gs, ws)
 	}
 	g, w := got.Float64s(), want.Float64s()
@@ -66,18 +67,6 @@ func maxDiff(t *testing.T, name string, got, want *torch.Tensor, tol float64) fl
 		t.Errorf("%s: element %d is %v, torchvision %v (max diff %.3g > %.3g)", name, at, g[at], w[at], worst, tol)
 	}
 	return worst
-}
-
-func equalShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Tolerances measured against torchvision 0.14 / torch 1.13 on CPU (float32): crops differ by float32
@@ -265,7 +254,7 @@ func TestAugmenterViewsReproducible(t *testing.T) {
 		v2, _ := a.Views(x, 2)
 		torch.ManualSeed(43)
 		v3, _ := a.Views(x, 2)
-		if got := v1.Shape(); !equalShape(got, []int64{16, 2, 3, 32, 32}) || v1.DType() != torch.Float32 {
+		if got := v1.Shape(); !slices.Equal(got, []int64{16, 2, 3, 32, 32}) || v1.DType() != torch.Float32 {
 			t.Fatalf("views %v", v1)
 		}
 		if d := v1.Sub(v2).Abs().Max().Item(); d != 0 {

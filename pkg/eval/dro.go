@@ -85,16 +85,9 @@ func groupDRO(train, test Data, cfg DROConfig) (*DROResult, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	ntr, d, err := checkData("train", train)
+	ntr, _, d, err := checkSplits(train, test)
 	if err != nil {
 		return nil, err
-	}
-	_, dte, err := checkData("test", test)
-	if err != nil {
-		return nil, err
-	}
-	if d != dte {
-		return nil, fmt.Errorf("train features have %d columns, test features %d", d, dte)
 	}
 	if train.Groups == nil {
 		return nil, fmt.Errorf("train has no groups: set train.Groups (discovered clusters or true groups)")

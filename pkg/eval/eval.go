@@ -93,6 +93,22 @@ func checkLabels(name string, labels []int64, n int64, required bool) error {
 }
 
 // checkData validates a Data split and returns N and D.
+// checkSplits checks a train and a test split of the same feature width; it returns their sizes and
+// the width.
+func checkSplits(train, test Data) (ntr, nte, d int64, err error) {
+	if ntr, d, err = checkData("train", train); err != nil {
+		return
+	}
+	var dte int64
+	if nte, dte, err = checkData("test", test); err != nil {
+		return
+	}
+	if d != dte {
+		err = fmt.Errorf("train features have %d columns, test features %d", d, dte)
+	}
+	return
+}
+
 func checkData(name string, d Data) (int64, int64, error) {
 	n, dim, err := checkMatrix(name, d.X)
 	if err != nil {

@@ -46,16 +46,9 @@ func KNN(train, test Data, cfg KNNConfig) (*KNNResult, error) {
 		if cfg.BlockSize < 0 {
 			return fmt.Errorf("block size %d: must be >= 0", cfg.BlockSize)
 		}
-		ntr, d, err := checkData("train", train)
+		ntr, nte, _, err := checkSplits(train, test)
 		if err != nil {
 			return err
-		}
-		nte, dte, err := checkData("test", test)
-		if err != nil {
-			return err
-		}
-		if d != dte {
-			return fmt.Errorf("train features have %d columns, test features %d", d, dte)
 		}
 		extra := int64(0)
 		if cfg.ExcludeSelf {

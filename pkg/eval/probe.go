@@ -267,16 +267,9 @@ func linearProbe(train, test Data, cfg ProbeConfig) (*ProbeResult, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	ntr, d, err := checkData("train", train)
+	ntr, _, _, err := checkSplits(train, test)
 	if err != nil {
 		return nil, err
-	}
-	_, dte, err := checkData("test", test)
-	if err != nil {
-		return nil, err
-	}
-	if d != dte {
-		return nil, fmt.Errorf("train features have %d columns, test features %d", d, dte)
 	}
 	c := maxLabel(train.Labels, test.Labels) + 1
 	seen := make([]bool, c)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -226,7 +227,7 @@ func TestEncoderStateMatchesTorchvision(t *testing.T) {
 				t.Errorf("%s: missing %s", key, name)
 				continue
 			}
-			if !sameShape(g, shape) {
+			if !slices.Equal(g, shape) {
 				t.Errorf("%s: %s has shape %v, torchvision %v", key, name, g, shape)
 			}
 		}

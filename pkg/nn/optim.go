@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/spreadtrain/spreadtrain/pkg/torch"
@@ -216,24 +217,12 @@ func zerosLike(t *torch.Tensor) *torch.Tensor {
 
 // copyOnto makes a persistent copy of a saved state tensor on the parameter's device and dtype.
 func copyOnto(p torch.Named, saved *torch.Tensor) (*torch.Tensor, error) {
-	if !sameShape(p.Tensor.Shape(), saved.Shape()) {
+	if !slices.Equal(p.Tensor.Shape(), saved.Shape()) {
 		return nil, fmt.Errorf("optimizer state for %s has shape %v, parameter has %v", p.Name, saved.Shape(), p.Tensor.Shape())
 	}
 	z := zerosLike(p.Tensor)
 	torch.NoGrad(func() { torch.WithScope(func() { z.CopyFrom(saved) }) })
 	return z, nil
-}
-
-func sameShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func zeroGrads(params []torch.Named) {

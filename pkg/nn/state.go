@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -91,7 +92,7 @@ func LoadInto(named []torch.Named, saved map[string]*torch.Tensor, strict bool) 
 			missing = append(missing, n.Name)
 			continue
 		}
-		if !sameShape(s.Shape(), n.Tensor.Shape()) {
+		if !slices.Equal(s.Shape(), n.Tensor.Shape()) {
 			mismatched = append(mismatched, fmt.Sprintf("%s: saved %v, model %v", n.Name, s.Shape(), n.Tensor.Shape()))
 		}
 	}

@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -46,7 +47,7 @@ func TestViTMatchesPyTorch(t *testing.T) {
 			torch.WithScope(func() {
 				var y *torch.Tensor
 				torch.NoGrad(func() { y = m.Forward(io["x"]) })
-				if !sameShape(y.Shape(), io["want"].Shape()) {
+				if !slices.Equal(y.Shape(), io["want"].Shape()) {
 					t.Fatalf("output shape %v, want %v", y.Shape(), io["want"].Shape())
 				}
 				d := y.Sub(io["want"]).Abs().Max().Item()
@@ -79,7 +80,7 @@ func TestViTGradientsAndDropout(t *testing.T) {
 						t.Errorf("%s: no gradient", p.Name)
 						continue
 					}
-					if !sameShape(g.Shape(), p.Tensor.Shape()) {
+					if !slices.Equal(g.Shape(), p.Tensor.Shape()) {
 						t.Errorf("%s: gradient shape %v, parameter %v", p.Name, g.Shape(), p.Tensor.Shape())
 					}
 					if g.IsFinite().LogicalNot().Sum().Item() != 0 {
@@ -165,7 +166,7 @@ func TestViTEncoderReferenceConfig(t *testing.T) {
 		t.Errorf("parameters %v, want %d of them", names, len(want))
 	}
 	for k, v := range want {
-		if !sameShape(got[k], v) {
+		if !slices.Equal(got[k], v) {
 			t.Errorf("%s: shape %v, want %v", k, got[k], v)
 		}
 	}
