@@ -46,14 +46,15 @@ func evalCommand() *cli.Command {
 			&cli.IntFlag{Name: "knn-k", Value: 200, Usage: "neighbours of the kNN classifier"},
 			&cli.Float64Flag{Name: "knn-temperature", Value: 0.1, Usage: "temperature of the kNN votes"},
 			&cli.BoolFlag{Name: "skip-dro", Usage: "skip the group DRO probes"},
+			&cli.IntFlag{Name: "probe-epochs", Value: 0, Usage: "also train the reference protocol's fine-label probe on augmented images through the frozen encoder for this many epochs (the reference uses 100; 0: off)"},
 		},
 		Action: func(c *cli.Context) error {
 			cfg := eval.Config{KNN: eval.KNNConfig{K: c.Int("knn-k"), Temperature: c.Float64("knn-temperature")}, SkipDRO: c.Bool("skip-dro")}
-			if cfg.KNN.K < 1 || !(cfg.KNN.Temperature > 0) {
-				return badInput("--knn-k must be >= 1 and --knn-temperature positive")
+			if cfg.KNN.K < 1 || !(cfg.KNN.Temperature > 0) || c.Int("probe-epochs") < 0 {
+				return badInput("--knn-k must be >= 1, --knn-temperature positive and --probe-epochs >= 0")
 			}
 			r, err := train.EvaluateRun(train.EvalOptions{RunDir: c.String("run"), DataRoot: c.String("data-root"),
-				Checkpoint: c.String("checkpoint"), Eval: cfg})
+				Checkpoint: c.String("checkpoint"), Eval: cfg, ProbeEpochs: c.Int("probe-epochs")})
 			if err != nil {
 				return err
 			}

@@ -121,7 +121,7 @@ func TestCLISmoke(t *testing.T) {
 		t.Fatalf("embeddings %v, labels %v, fine %v; want 100 test images (10 per class) of 32 dimensions", emb.Shape, labels.Shape, fine.Shape)
 	}
 
-	code, stdout, stderr := runCLI(t, "eval", "--run", runDir, "--knn-k", "20")
+	code, stdout, stderr := runCLI(t, "eval", "--run", runDir, "--knn-k", "20", "--probe-epochs", "2")
 	if code != 0 {
 		t.Fatalf("eval exited %d:\n%s", code, stderr)
 	}
@@ -133,7 +133,7 @@ func TestCLISmoke(t *testing.T) {
 	if err := json.Unmarshal(raw, &metrics); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"coarse_probe", "fine_probe", "fine_knn", "spread", "subgroups"} {
+	for _, k := range []string{"coarse_probe", "fine_probe", "fine_knn", "spread", "subgroups", "fine_probe_augmented"} {
 		if metrics[k] == nil {
 			t.Errorf("metrics.json lacks %s; eval printed:\n%s", k, stdout)
 		}

@@ -44,6 +44,9 @@ type Report struct {
 	// coarse-to-fine transfer
 	FineProbe *ProbeResult `json:"fine_probe,omitempty"`
 	FineKNN   *KNNResult   `json:"fine_knn,omitempty"`
+	// the reference protocol: a linear probe trained through the frozen encoder on augmented images
+	// (set by the caller, which owns the encoder)
+	FineProbeAugmented *ProbeResult `json:"fine_probe_augmented,omitempty"`
 	// per-class clusters of the training embeddings, scored against fine labels (or true groups)
 	Subgroups *Subgroups `json:"subgroups,omitempty"`
 	// worst-group robustness on the true test groups
@@ -223,6 +226,10 @@ func (r *Report) Markdown() string {
 		knn("coarse", r.CoarseKNN)
 		probe("fine", r.FineProbe)
 		knn("fine", r.FineKNN)
+		if p := r.FineProbeAugmented; p != nil {
+			fmt.Fprintf(&b, "| linear probe, augmented (reference protocol) | fine | %s | %s | – | %d classes, %d epochs |\n",
+				pct(p.TrainAcc), pct(p.TestAcc), p.NumClasses, p.Iterations)
+		}
 		b.WriteString("\n")
 	}
 	if r.Spread != nil {

@@ -154,6 +154,9 @@ func known(labels []int64) bool {
 type EvalOptions struct {
 	RunDir, DataRoot, Checkpoint string
 	Eval                         eval.Config
+	// ProbeEpochs > 0 adds the reference protocol's fine-label probe trained on augmented images
+	// through the frozen encoder for that many epochs (the reference uses 100).
+	ProbeEpochs int
 }
 
 // EvaluateRun evaluates a run's encoder on its dataset (linear probes and kNN on the coarse and fine
@@ -199,6 +202,11 @@ func EvaluateRun(o EvalOptions) (*eval.Report, error) {
 	report, err := eval.Evaluate(in, o.Eval)
 	if err != nil {
 		return nil, err
+	}
+	if o.ProbeEpochs > 0 && in.TrainFine != nil {
+		if report.FineProbeAugmented, err = augmentedProbe(tr, trainSet, testSet, testF, o.ProbeEpochs, cfg.Train.Seed); err != nil {
+			return nil, err
+		}
 	}
 	if err := report.WriteJSON(filepath.Join(o.RunDir, "metrics.json")); err != nil {
 		return nil, err
