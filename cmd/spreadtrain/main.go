@@ -14,6 +14,9 @@ import (
 	"github.com/spreadtrain/spreadtrain/pkg/torch"
 )
 
+// version is spreadtrain's release.
+const version = "0.1.0"
+
 // usageError marks bad input: the process exits with status 2.
 type usageError struct{ error }
 
@@ -65,8 +68,9 @@ func run(args []string) (code int) {
 
 func newApp() *cli.App {
 	return &cli.App{
-		Name:  "spreadtrain",
-		Usage: "train representations that do not collapse (SupCon + class-conditional InfoNCE + autoencoder)",
+		Name:    "spreadtrain",
+		Version: version + " (libtorch " + torch.Version() + ")",
+		Usage:   "train representations that do not collapse (SupCon + class-conditional InfoNCE + autoencoder)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level: debug, info, warn or error"},
