@@ -49,7 +49,9 @@ if [ -z "$GO" ]; then
   mkdir -p "$HOME/.cache/spreadtrain"
   rm -rf "$HOME/.cache/spreadtrain/go"
   cp -r "$dir" "$HOME/.cache/spreadtrain/go"
+  # module files carry no execute bits: restore them on the toolchain's programs
   chmod -R u+w "$HOME/.cache/spreadtrain/go"
+  chmod +x "$HOME/.cache/spreadtrain/go"/bin/* "$HOME/.cache/spreadtrain/go"/pkg/tool/*/*
   GO="$HOME/.cache/spreadtrain/go/bin/go"
   echo "setup: Go toolchain at $GO (add $(dirname "$GO") to PATH)" >&2
 fi
