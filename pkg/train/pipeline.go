@@ -24,6 +24,11 @@ func resolveAugment(cfg Config, d *data.Dataset) data.AugmentConfig {
 			a.Mean, a.Std = mean, std
 		} else {
 			a.Mean, a.Std = data.ChannelStats(d)
+			for i, s := range a.Std {
+				if s == 0 { // a constant channel (coloured MNIST's blue): leave it unscaled
+					a.Std[i] = 1
+				}
+			}
 		}
 	}
 	return a

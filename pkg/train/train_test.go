@@ -246,3 +246,23 @@ func TestKill9NeverCorruptsCheckpoint(t *testing.T) {
 }
 
 var execCommand = exec.Command
+
+// Datasets without published statistics are normalised by their own channel statistics; a constant
+// channel (coloured MNIST's blue) is left unscaled instead of dividing by zero.
+func TestResolveAugmentMeasuresUnknownDatasets(t *testing.T) {
+	d := &data.Dataset{Name: "x", N: 2, C: 3, H: 1, W: 2, Pixels: []uint8{0, 255, 10, 10, 0, 0, 255, 0, 10, 10, 0, 0},
+		Coarse: []int64{0, 1}, Fine: []int64{0, 1}, Group: []int64{-1, -1}, CoarseNames: []string{"a", "b"}, FineNames: []string{"a", "b"}}
+	cfg := Default()
+	cfg.Data.Name = "colored-mnist"
+	a := resolveAugment(cfg, d)
+	if len(a.Mean) != 3 || a.Mean[0] != 0.5 || a.Std[0] != 0.5 || a.Std[1] != 1 || a.Std[2] != 1 {
+		t.Fatalf("mean %v std %v", a.Mean, a.Std)
+	}
+	if _, err := data.NewAugmenter(a, cfg.Data.Name, 3, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Data.Name = "mnist"
+	if a := resolveAugment(cfg, &data.Dataset{C: 1}); a.Mean[0] != 0.1307 {
+		t.Fatalf("MNIST mean %v", a.Mean)
+	}
+}
