@@ -22,23 +22,31 @@ func python3WithTorchvision(t *testing.T) string {
 	return py
 }
 
-// loadInTorchvision loads weights.safetensors into torchvision's ResNet (stem swapped for the CIFAR
-// variant, fc dropped) with strict=True and compares its eval-mode output on x.npy with want.npy.
-const loadInTorchvision = `
+// pyReadSafetensors defines read_safetensors(path) -> {name: tensor} in Python with struct, json
+// and numpy alone (the safetensors package is not packaged for Debian).
+const pyReadSafetensors = `
 import json, struct, sys
 import numpy as np, torch, torchvision
+def read_safetensors(path):
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    dtypes = {"F32": np.float32, "I64": np.int64}
+    state = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        b, e = info["data_offsets"]
+        arr = np.frombuffer(raw[8 + n + b:8 + n + e], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
+        state[name] = torch.from_numpy(arr.copy())
+    return state
+`
+
+// loadInTorchvision loads weights.safetensors into torchvision's ResNet (stem swapped for the CIFAR
+// variant, fc dropped) with strict=True and compares its eval-mode output on x.npy with want.npy.
+const loadInTorchvision = pyReadSafetensors + `
 arch, stem, d = sys.argv[1], sys.argv[2], sys.argv[3]
-raw = open(d + "/weights.safetensors", "rb").read()
-n = struct.unpack("<Q", raw[:8])[0]
-header = json.loads(raw[8:8 + n])
-dtypes = {"F32": np.float32, "I64": np.int64}
-state = {}
-for name, info in header.items():
-    if name == "__metadata__":
-        continue
-    b, e = info["data_offsets"]
-    arr = np.frombuffer(raw[8 + n + b:8 + n + e], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
-    state[name] = torch.from_numpy(arr.copy())
+state = read_safetensors(d + "/weights.safetensors")
 m = getattr(torchvision.models, arch)()
 if stem == "cifar":
     m.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)

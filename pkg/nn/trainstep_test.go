@@ -14,21 +14,10 @@ import (
 
 // trainInTorchvision loads weights.safetensors (encoder + "fc." head) into torchvision's ResNet-18
 // with the CIFAR stem and prints the cross-entropy of each of 5 SGD steps on x.npy / y.npy.
-const trainInTorchvision = `
-import json, struct, sys
-import numpy as np, torch, torchvision
+const trainInTorchvision = pyReadSafetensors + `
 torch.set_num_threads(1)
 d = sys.argv[1]
-raw = open(d + "/weights.safetensors", "rb").read()
-n = struct.unpack("<Q", raw[:8])[0]
-header = json.loads(raw[8:8 + n])
-dt = {"F32": np.float32, "I64": np.int64}
-state = {}
-for name, info in header.items():
-    if name == "__metadata__":
-        continue
-    b, e = info["data_offsets"]
-    state[name] = torch.from_numpy(np.frombuffer(raw[8 + n + b:8 + n + e], dtype=dt[info["dtype"]]).reshape(info["shape"]).copy())
+state = read_safetensors(d + "/weights.safetensors")
 m = torchvision.models.resnet18(num_classes=10)
 m.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)
 m.maxpool = torch.nn.Identity()
