@@ -45,8 +45,7 @@ var metrics = []metric{
 		if r.Spread == nil {
 			return nil
 		}
-		v := r.Spread.IntraClassCosine / 100 // printed x100 below like the accuracies
-		return &v
+		return &r.Spread.IntraClassCosine
 	}},
 	{"worst group ERM", func(r *eval.Report) *float64 {
 		if r.ERM == nil {
@@ -113,7 +112,7 @@ func summarize(runs, out string) error {
 		}
 		for _, m := range metrics {
 			if v := m.get(r); v != nil {
-				table[ds][method][m.name] = append(table[ds][method][m.name], 100**v)
+				table[ds][method][m.name] = append(table[ds][method][m.name], *v)
 			}
 		}
 	}
@@ -149,9 +148,9 @@ func summarize(runs, out string) error {
 				}
 				mean, sd := meanStd(v)
 				if m.name == "intra-class cos" {
-					fmt.Fprintf(&b, " %.3f ± %.3f |", mean/100, sd/100)
+					fmt.Fprintf(&b, " %.3f ± %.3f |", mean, sd)
 				} else {
-					fmt.Fprintf(&b, " %.1f ± %.1f |", mean, sd)
+					fmt.Fprintf(&b, " %.1f ± %.1f |", 100*mean, 100*sd)
 				}
 			}
 			b.WriteString("\n")
