@@ -147,11 +147,15 @@ func summarize(runs, out string) error {
 					continue
 				}
 				mean, sd := meanStd(v)
+				scale, format := 100.0, " %.1f"
 				if m.name == "intra-class cos" {
-					fmt.Fprintf(&b, " %.3f ± %.3f |", mean, sd)
-				} else {
-					fmt.Fprintf(&b, " %.1f ± %.1f |", 100*mean, 100*sd)
+					scale, format = 1, " %.3f"
 				}
+				fmt.Fprintf(&b, format, scale*mean)
+				if len(v) > 1 {
+					fmt.Fprintf(&b, " ±"+format, scale*sd)
+				}
+				b.WriteString(" |")
 			}
 			b.WriteString("\n")
 		}
