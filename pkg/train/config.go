@@ -84,7 +84,7 @@ func Default() Config {
 	return Config{
 		Data:     data.Source{Name: "mnist", Agreement: 0.95},
 		Model:    ModelConfig{EncoderConfig: nn.EncoderConfig{Arch: "resnet18", Stem: "cifar", Width: 1}, Head: "none", HeadDim: 128, HeadHidden: 512},
-		Method:   MethodConfig{Name: "thanos", Alpha: 0.5, Beta: 1, Gamma: 0, Temperature: 0.5, Denominator: "all", Views: 2},
+		Method:   MethodConfig{Name: "thanos", Alpha: 0.5, Beta: 0, Gamma: 0, Temperature: 0.5, Denominator: "all", Views: 2},
 		Decoder:  autoenc.Config{Width: 1, ClassEmbDim: 16},
 		Augment:  data.DefaultAugment(),
 		Optim:    nn.OptimConfig{Name: "adamw", LR: 3e-4, WeightDecay: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Momentum: 0.9},

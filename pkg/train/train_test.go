@@ -266,3 +266,19 @@ func TestResolveAugmentMeasuresUnknownDatasets(t *testing.T) {
 		t.Fatalf("MNIST mean %v", a.Mean)
 	}
 }
+
+// Only thanos adds the autoencoder by default; the other methods add it when beta is set.
+func TestMethodDefaults(t *testing.T) {
+	for method, wantBeta := range map[string]float64{"thanos": 1, "spread": 0, "supcon": 0, "simclr": 0, "ce": 0} {
+		cfg := Default()
+		cfg.Method.Name = method
+		if got := cfg.Normalized().Method.Beta; got != wantBeta {
+			t.Errorf("method %s: beta %v, want %v", method, got, wantBeta)
+		}
+	}
+	cfg := Default()
+	cfg.Method.Name, cfg.Method.Beta = "supcon", 1
+	if n := cfg.Normalized(); n.Method.Beta != 1 || n.Method.Alpha != 1 {
+		t.Errorf("supcon + autoencoder: %+v", n.Method)
+	}
+}
