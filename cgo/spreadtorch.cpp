@@ -682,7 +682,6 @@ st_err st_interpolate(st_tensor x, int64_t out_h, int64_t out_w, int mode, int a
   *out = wrap(F::interpolate(get(x), opts));
   ST_END
 }
-int st_has_antialias(void) { return 1; }
 
 st_err st_grid_sample(st_tensor x, st_tensor grid, int mode, int padding, int align_corners, st_tensor* out) {
   ST_TRY

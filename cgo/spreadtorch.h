@@ -159,10 +159,9 @@ st_err st_cross_entropy(st_tensor logits, st_tensor targets, int reduction, doub
 st_err st_mse_loss(st_tensor a, st_tensor b, int reduction, st_tensor* out);
 st_err st_linear(st_tensor x, st_tensor w, st_tensor b /* may be NULL */, st_tensor* out);
 /* mode: 0 nearest, 1 bilinear, 2 bicubic, 3 area; align_corners applies to (bi)linear/cubic; antialias
- * is ignored by libtorch builds that lack it (reported through st_has_antialias). */
+ * is torchvision's antialiased resize for downsampling (bilinear/bicubic). */
 st_err st_interpolate(st_tensor x, int64_t out_h, int64_t out_w, int mode, int align_corners, int antialias,
                       st_tensor* out);
-int st_has_antialias(void);
 /* mode: 0 bilinear, 1 nearest; padding: 0 zeros, 1 border, 2 reflection */
 st_err st_grid_sample(st_tensor x, st_tensor grid, int mode, int padding, int align_corners, st_tensor* out);
 st_err st_affine_grid(st_tensor theta, const int64_t* size, int ndim, int align_corners, st_tensor* out);
