@@ -88,6 +88,22 @@ func NormalizationFor(name string, channels int) (mean, std []float64, err error
 	return append([]float64(nil), s[0]...), append([]float64(nil), s[1]...), nil
 }
 
+// NormalizationOf is the normalisation for d, a split of the named dataset: the standard values when
+// the dataset has published ones, else d's own channel statistics, with a constant channel (coloured
+// MNIST's blue) left unscaled instead of divided by zero.
+func NormalizationOf(name string, d *Dataset) (mean, std []float64) {
+	if mean, std, err := NormalizationFor(name, d.C); err == nil {
+		return mean, std
+	}
+	mean, std = ChannelStats(d)
+	for i, s := range std {
+		if s == 0 {
+			std[i] = 1
+		}
+	}
+	return mean, std
+}
+
 // ChannelStats measures the per-channel mean and (population) std of d's pixels scaled to [0, 1].
 func ChannelStats(d *Dataset) (mean, std []float64) {
 	mean, std = make([]float64, d.C), make([]float64, d.C)

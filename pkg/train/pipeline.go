@@ -15,21 +15,11 @@ type pipeline struct {
 	views  int
 }
 
-// resolveAugment fills in the normalisation: the dataset's standard values, or, for datasets
-// without published ones (folder, csv, synthetic), the training set's own channel statistics.
+// resolveAugment fills in the normalisation when the configuration leaves it out (data.NormalizationOf).
 func resolveAugment(cfg Config, d *data.Dataset) data.AugmentConfig {
 	a := cfg.Augment
 	if len(a.Mean) == 0 {
-		if mean, std, err := data.NormalizationFor(cfg.Data.Name, d.C); err == nil {
-			a.Mean, a.Std = mean, std
-		} else {
-			a.Mean, a.Std = data.ChannelStats(d)
-			for i, s := range a.Std {
-				if s == 0 { // a constant channel (coloured MNIST's blue): leave it unscaled
-					a.Std[i] = 1
-				}
-			}
-		}
+		a.Mean, a.Std = data.NormalizationOf(cfg.Data.Name, d)
 	}
 	return a
 }
