@@ -444,10 +444,7 @@ func (a *accumulator) add(t Terms, lr float64) {
 	for _, n := range t.Named() {
 		v := n.Tensor.Detach()
 		if s, ok := a.sums[n.Name]; ok {
-			next := s.Add(v)
-			torch.Persist(next)
-			s.Free()
-			a.sums[n.Name] = next
+			s.AddInPlace(v)
 		} else {
 			c := v.Clone()
 			torch.Persist(c)
