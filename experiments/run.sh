@@ -4,7 +4,7 @@
 # Fashion-MNIST, CIFAR-10 JPEGs) and worst-group accuracy (coloured MNIST, Waterbirds-like), over
 # several seeds; then an alpha sweep on one dataset. Results: experiments/results/*.md and .png.
 #
-#   experiments/run.sh [cpu|gpu]     (SEEDS="0 1 2" DATASETS="mnist ..." to narrow it down)
+#   experiments/run.sh [cpu|gpu]     (SEEDS="0 1 2" DATASETS="mnist ..." METHODS=... to narrow it down; ALPHAS="" skips the sweep)
 #
 # Re-running skips finished runs and resumes unfinished ones.
 set -euo pipefail
@@ -15,7 +15,7 @@ runs=${RUNS:-runs/experiments-$scale}
 seeds=${SEEDS:-0 1 2}
 datasets=${DATASETS:-mnist fashion-mnist cifar10-jpg colored-mnist waterbirds-like}
 methods=${METHODS:-ce simclr supcon spread supcon-ae thanos}
-alphas=${ALPHAS:-0.2 0.35 0.5 0.65 0.8 0.95 1}
+alphas=${ALPHAS-0.2 0.35 0.5 0.65 0.8 0.95 1}
 
 # method name -> flags
 method_flags() {
