@@ -17,8 +17,11 @@ The step, as in spreadtrain (pkg/train, method thanos, cgo/models.cpp):
     (no projection head), from one [BV x BV] similarity matrix, plus the autoencoder's MSE between the
     decoder's reconstruction of each view and the view (decoder as cgo/models.cpp's, width 64);
   - AdamW(lr 3e-4, weight decay 0.01), default PyTorch settings;
-  - float32 everywhere; PyTorch's (and libtorch's) defaults for TF32: allowed in cuDNN convolutions,
-    not in matmuls. cuDNN's autotuner is off unless --cudnn-benchmark (the trainer leaves it off).
+  - plain implementations ("eager", "compile"): float32 everywhere; PyTorch's (and libtorch's)
+    defaults for TF32: allowed in cuDNN convolutions, not in matmuls; cuDNN's autotuner off;
+  - fast implementations ("eager-fast", "compile-fast"), the counterpart of spreadtrain's speed
+    section all on: bf16 autocast around the encoder and decoder forward passes with the losses in
+    float32, channels-last weights and images, cuDNN's autotuner, AdamW(foreach=True).
 
     python3 bench/gpu_train.py --device cpu --batch 8 --steps 2 --warmup 1   # a smoke run on CPU
 """
@@ -210,17 +213,22 @@ class Decoder(nn.Module):
 
 
 class Thanos(nn.Module):
-    def __init__(self):
+    def __init__(self, fast=False):
         super().__init__()
         self.encoder = encoder()
         self.decoder = Decoder(512)
+        self.fast = fast
 
     def forward(self, views, y):
         b, v = views.shape[:2]
         flat = views.reshape(b * v, *views.shape[2:])
-        h = self.encoder(flat)
-        supcon, cnce = spread_terms(h.view(b, v, -1), y, TAU)
-        ae = F.mse_loss(self.decoder(h), flat)
+        if self.fast:
+            flat = flat.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(flat.device.type, dtype=torch.bfloat16, enabled=self.fast):
+            h = self.encoder(flat)
+            rec = self.decoder(h)
+        supcon, cnce = spread_terms(h.float().view(b, v, -1), y, TAU)
+        ae = F.mse_loss(rec.float(), flat)
         return ALPHA * supcon + (1 - ALPHA) * cnce + BETA * ae
 
 
@@ -317,12 +325,17 @@ def sync(dev):
 
 def bench(impl, args, dev):
     torch.manual_seed(args.seed)
-    model = Thanos().to(dev).train()
+    fast = impl.endswith("-fast")
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark or fast
+    model = Thanos(fast).to(dev).train()
+    if fast:
+        model = model.to(memory_format=torch.channels_last)
     params = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01, betas=(0.9, 0.999), eps=1e-8)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01, betas=(0.9, 0.999), eps=1e-8,
+                            **({"foreach": True} if fast else {}))
     fwd = model
     compile_s = 0.0
-    if impl == "compile":
+    if impl.startswith("compile"):
         fwd = torch.compile(model)
     pixels = torch.randint(0, 256, (args.images, 3, 32, 32), dtype=torch.uint8, device=dev)
     labels = torch.randint(0, args.coarse, (args.images,), device=dev)
@@ -350,10 +363,11 @@ def bench(impl, args, dev):
     sync(dev)
     secs = time.perf_counter() - start
     res = {"impl": "pytorch-" + impl, "device": str(dev), "torch": torch.__version__, "batch": args.batch,
-           "views": args.views, "steps": args.steps, "warmup": args.warmup, "cudnn_benchmark": args.cudnn_benchmark,
+           "views": args.views, "steps": args.steps, "warmup": args.warmup,
+           "cudnn_benchmark": torch.backends.cudnn.benchmark, "amp_bf16": fast, "channels_last": fast,
            "params": params, "seconds": secs, "ms_per_step": 1000 * secs / args.steps,
            "images_per_s": args.batch * args.steps / secs, "loss": loss}
-    if impl == "compile":
+    if impl.startswith("compile"):
         res["first_step_s"] = compile_s
     return res
 
@@ -373,11 +387,13 @@ def main():
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--images", type=int, default=50000)
     ap.add_argument("--coarse", type=int, default=2)
-    ap.add_argument("--impl", default="eager,compile", help="comma-separated: eager, compile")
+    ap.add_argument("--impl", default="eager,eager-fast,compile-fast",
+                    help="comma-separated: eager, compile, eager-fast, compile-fast")
     ap.add_argument("--cudnn-benchmark", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--spreadtrain", help="file holding bench/gputrain's JSON line, for the ratios")
+    ap.add_argument("--spreadtrain", nargs="*", default=[],
+                    help="files each holding one bench/gputrain JSON line, for the ratios")
     args = ap.parse_args()
     if args.warmup < 1 or args.steps < 1 or args.images < args.batch:
         ap.error("want --warmup >= 1, --steps >= 1, --images >= --batch")
@@ -386,7 +402,6 @@ def main():
     dev = torch.device(args.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         sys.exit("gpu_train.py: --device cuda but torch.cuda.is_available() is False")
-    torch.backends.cudnn.benchmark = args.cudnn_benchmark
 
     analytic = encoder_flops() + decoder_flops()
     counted = measured_forward_flops(Thanos())
@@ -396,25 +411,26 @@ def main():
           f"multiply-adds), decoder {decoder_flops() / 1e9:.3f} G; checked against a hooked count", file=sys.stderr)
 
     results = []
-    if args.spreadtrain:
-        with open(args.spreadtrain) as f:
+    for path in args.spreadtrain:
+        with open(path) as f:
             results.append(json.loads(f.read().strip().splitlines()[-1]))
     for impl in [s.strip() for s in args.impl.split(",") if s.strip()]:
-        if impl == "compile":
+        if impl.startswith("compile"):
             ok, why = compile_available()
             if not ok:
                 print(f"# skipping torch.compile: {why}", file=sys.stderr)
                 continue
-        elif impl != "eager":
-            ap.error(f"--impl {impl}: want eager or compile")
+        elif impl not in ("eager", "eager-fast"):
+            ap.error(f"--impl {impl}: want eager, compile, eager-fast or compile-fast")
         r = bench(impl, args, dev)
         print(json.dumps(r), flush=True)
         results.append(r)
 
     flops = step_flops_per_image(args.views, args.batch)
-    print(f"\nNOT YET MEASURED ON A GPU IN THIS PROJECT before this run; float32, TF32 allowed in cuDNN convolutions.")
+    print(f"\nNOT YET MEASURED ON A GPU IN THIS PROJECT before this run; plain rows float32 (TF32 allowed in cuDNN\n"
+          f"convolutions), fast rows bf16 autocast + channels-last + cuDNN autotuner + foreach AdamW.")
     print(f"step FLOPs per image (fwd+bwd ~ 3x fwd, {args.views} views): {flops / 1e9:.2f} G")
-    print(f"{'impl':<18} {'images/s':>10} {'ms/step':>9} {'TFLOP/s':>8} "
+    print(f"{'impl':<28} {'images/s':>10} {'ms/step':>9} {'TFLOP/s':>8} "
           f"{'MFU fp32 67T':>13} {'MFU tf32 494T':>14} {'MFU bf16 989T':>14}")
     by = {}
     for r in results:
@@ -422,16 +438,23 @@ def main():
         by[r["impl"]] = r["images_per_s"]
         r["tflops"] = tf
         r["mfu"] = {k: tf / v for k, v in PEAK_TFLOPS.items()}
-        print(f"{r['impl']:<18} {r['images_per_s']:>10.1f} {r['ms_per_step']:>9.2f} {tf:>8.2f} "
+        print(f"{r['impl']:<28} {r['images_per_s']:>10.1f} {r['ms_per_step']:>9.2f} {tf:>8.2f} "
               f"{100 * tf / PEAK_TFLOPS['fp32']:>12.1f}% {100 * tf / PEAK_TFLOPS['tf32']:>13.1f}% "
               f"{100 * tf / PEAK_TFLOPS['bf16']:>13.1f}%")
     summary = {"flops_per_image": flops, "results": results}
-    st = by.get("spreadtrain")
-    for other in ("pytorch-eager", "pytorch-compile"):
-        if st and by.get(other):
-            key = "spreadtrain/" + other.split("-")[1]
-            summary[key] = st / by[other]
-            print(f"{key}: {st / by[other]:.3f} (images/s ratio; > 1: spreadtrain is faster)")
+    plain = by.get("spreadtrain-plain")
+    for r in results:  # every spreadtrain switch against spreadtrain with none
+        if plain and r["impl"].startswith("spreadtrain") and r["impl"] != "spreadtrain-plain":
+            key = r["impl"] + "/spreadtrain-plain"
+            summary[key] = r["images_per_s"] / plain
+            print(f"{key}: {summary[key]:.3f}")
+    for mine, other in (("spreadtrain-plain", "pytorch-eager"), ("spreadtrain-plain", "pytorch-compile"),
+                        ("spreadtrain-fast", "pytorch-eager-fast"), ("spreadtrain-fast", "pytorch-compile-fast"),
+                        ("spreadtrain-fast", "pytorch-eager")):
+        if by.get(mine) and by.get(other):
+            key = f"{mine}/{other}"
+            summary[key] = by[mine] / by[other]
+            print(f"{key}: {summary[key]:.3f} (images/s ratio; > 1: spreadtrain is faster)")
     if dev.type == "cpu":
         print("(CPU run: MFU against H200 peaks is meaningless here)")
     print("SUMMARY " + json.dumps(summary))

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Training-step throughput on one GPU: spreadtrain (bench/gputrain) against the same step in PyTorch
-# eager and under torch.compile (bench/gpu_train.py), in one run: images/s of each, the ratios
-# spreadtrain/eager and spreadtrain/compile, and model FLOP utilisation against the H200's peaks.
-# ResNet-18 (CIFAR stem) + the thanos objective (SupCon + cNCE + autoencoder), 2 views, batch 512,
-# 32x32 uint8 images resident on the GPU, augmentation on the GPU, AdamW, float32.
+# eager and under torch.compile (bench/gpu_train.py), in one run: images/s of each, the ratios, and
+# model FLOP utilisation against the H200's peaks. ResNet-18 (CIFAR stem) + the thanos objective
+# (SupCon + cNCE + autoencoder), 2 views, batch 512, 32x32 uint8 images resident on the GPU,
+# augmentation on the GPU, AdamW. spreadtrain runs with its speed switches all off (plain, float32),
+# each one alone (amp, channels_last, cudnn_benchmark, foreach: every switch measured on and off),
+# and all on (fast, the CUDA default); PyTorch plain (eager) and with the same switches (eager-fast,
+# compile-fast).
 #
 # NOT YET RUN ON A GPU IN THIS PROJECT. It has been run on CPU only (tiny settings, PyTorch 1.13); no
 # GPU figure has been measured. Expect to fix small things on the first CUDA run.
@@ -17,7 +20,7 @@
 #   DEVICE=cpu BATCH=8 STEPS=2 WARMUP=1 IMAGES=64 PYTHON=/usr/bin/python3 bench/gpu_train.sh   # smoke
 #
 # Environment: PYTHON (python3), DEVICE (cuda), BATCH (512), STEPS (50), WARMUP (10), IMAGES (50000),
-# IMPL (eager,compile), CUDNN_BENCHMARK (0; the trainer leaves cuDNN's autotuner off), GPUTRAIN_BIN
+# IMPL (eager,eager-fast,compile-fast), SWITCHES (1: each switch alone too; 0: plain and fast only), GPUTRAIN_BIN
 # (bin/gputrain), SHIM_BUILD (build/cgo-bench: a build folder of its own, so that a CPU build/cgo is
 # left alone), TORCH_PREFIX (default: the Python torch's cmake_prefix_path).
 set -euo pipefail
@@ -29,11 +32,10 @@ BATCH=${BATCH:-512}
 STEPS=${STEPS:-50}
 WARMUP=${WARMUP:-10}
 IMAGES=${IMAGES:-50000}
-IMPL=${IMPL:-eager,compile}
+IMPL=${IMPL:-eager,eager-fast,compile-fast}
 SHIM_BUILD=${SHIM_BUILD:-build/cgo-bench}
 GPUTRAIN_BIN=${GPUTRAIN_BIN:-bin/gputrain}
 bench_flags=(--device "$DEVICE" --batch "$BATCH" --steps "$STEPS" --warmup "$WARMUP" --images "$IMAGES")
-if [ "${CUDNN_BENCHMARK:-0}" = 1 ]; then bench_flags+=(--cudnn-benchmark); fi
 phase() { echo "== [${SECONDS}s] $*" >&2; }
 
 echo "NOTE: bench/gpu_train.sh has not been run on a GPU in this project yet; these are its first figures." >&2
@@ -75,9 +77,18 @@ export LD_LIBRARY_PATH="$PWD/$SHIM_BUILD:$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-phase "spreadtrain: $GPUTRAIN_BIN ${bench_flags[*]}"
-timeout 150 "$GPUTRAIN_BIN" "${bench_flags[@]}" | tee "$out/spreadtrain.json"
+off=(--amp off --channels-last off --cudnn-benchmark off --foreach off)
+run_spreadtrain() { # name, switch flags (the last of a repeated flag wins)
+  local name=$1; shift
+  phase "spreadtrain $name: $GPUTRAIN_BIN ${bench_flags[*]} $*"
+  timeout 100 "$GPUTRAIN_BIN" "${bench_flags[@]}" "$@" | tee "$out/$name.json"
+}
+run_spreadtrain plain "${off[@]}"
+if [ "${SWITCHES:-1}" = 1 ]; then
+  for sw in amp channels-last cudnn-benchmark foreach; do run_spreadtrain "$sw" "${off[@]}" "--$sw" on; done
+fi
+run_spreadtrain fast --amp on --channels-last on --cudnn-benchmark on --foreach on
 
 phase "pytorch ($IMPL): bench/gpu_train.py ${bench_flags[*]}"
-timeout 300 "$PY" bench/gpu_train.py "${bench_flags[@]}" --impl "$IMPL" --spreadtrain "$out/spreadtrain.json"
+timeout 300 "$PY" bench/gpu_train.py "${bench_flags[@]}" --impl "$IMPL" --spreadtrain "$out"/*.json
 phase "done"

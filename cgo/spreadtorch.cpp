@@ -4,6 +4,7 @@
 #include "spreadtorch_internal.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
 #include <atomic>
@@ -133,6 +134,53 @@ st_err st_cuda_synchronize(int device) {
 }
 
 void st_set_cudnn_benchmark(int on) { at::globalContext().setBenchmarkCuDNN(on != 0); }
+
+// libtorch 2.4 made autocast's state per device type; 1.13 has one pair of calls per backend.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+static bool autocast_enabled(int dev_type) { return at::autocast::is_autocast_enabled(to_device(dev_type, 0).type()); }
+static at::ScalarType autocast_dtype(int dev_type) { return at::autocast::get_autocast_dtype(to_device(dev_type, 0).type()); }
+static void autocast_set(int dev_type, bool on, at::ScalarType dt) {
+  at::DeviceType d = to_device(dev_type, 0).type();
+  at::autocast::set_autocast_dtype(d, dt);
+  at::autocast::set_autocast_enabled(d, on);
+}
+#else
+static bool autocast_enabled(int dev_type) {
+  return dev_type == ST_CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+}
+static at::ScalarType autocast_dtype(int dev_type) {
+  return dev_type == ST_CUDA ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+}
+static void autocast_set(int dev_type, bool on, at::ScalarType dt) {
+  if (dev_type == ST_CUDA) {
+    at::autocast::set_autocast_gpu_dtype(dt);
+    at::autocast::set_enabled(on);
+  } else {
+    at::autocast::set_autocast_cpu_dtype(dt);
+    at::autocast::set_cpu_enabled(on);
+  }
+}
+#endif
+
+st_err st_autocast_push(int dev_type, int dtype, int* prev_enabled, int* prev_dtype) {
+  ST_TRY
+  at::ScalarType dt = to_scalar_type(dtype);
+  if (dt != at::kBFloat16 && dt != at::kHalf) throw std::invalid_argument("autocast runs in bfloat16 or float16");
+  to_device(dev_type, 0);  // rejects unknown device types before anything changes
+  *prev_enabled = autocast_enabled(dev_type) ? 1 : 0;
+  *prev_dtype = from_scalar_type(autocast_dtype(dev_type));
+  autocast_set(dev_type, true, dt);
+  at::autocast::increment_nesting();
+  ST_END
+}
+
+st_err st_autocast_pop(int dev_type, int prev_enabled, int prev_dtype) {
+  ST_TRY
+  // as torch.autocast's __exit__: the cache of casted weights lives as long as the outermost region
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  autocast_set(dev_type, prev_enabled != 0, to_scalar_type(prev_dtype));
+  ST_END
+}
 void st_set_grad_enabled(int on) { at::GradMode::set_enabled(on != 0); }
 int st_is_grad_enabled(void) { return at::GradMode::is_enabled() ? 1 : 0; }
 
@@ -176,6 +224,9 @@ void st_device(st_tensor t, int* dev_type, int* dev_index) {
 }
 int st_requires_grad(st_tensor t) { return t->t.requires_grad() ? 1 : 0; }
 int st_is_contiguous(st_tensor t) { return t->t.is_contiguous() ? 1 : 0; }
+int st_is_channels_last(st_tensor t) {
+  return t->t.dim() == 4 && t->t.is_contiguous(at::MemoryFormat::ChannelsLast) ? 1 : 0;
+}
 
 st_err st_item_double(st_tensor t, double* out) {
   ST_TRY
@@ -263,6 +314,7 @@ st_err st_unary(int op, st_tensor ha, st_tensor* out) {
     case ST_LOGICAL_NOT: r = at::logical_not(a); break;
     case ST_RECIPROCAL: r = at::reciprocal(a); break;
     case ST_CONTIGUOUS: r = a.contiguous(); break;
+    case ST_CHANNELS_LAST: r = a.contiguous(at::MemoryFormat::ChannelsLast); break;
     case ST_CLONE: r = a.clone(); break;
     case ST_DETACH: r = a.detach(); break;
     case ST_T: r = a.t(); break;
@@ -770,6 +822,26 @@ st_err st_adamw_update(st_tensor hp, st_tensor hg, st_tensor hm, st_tensor hv, d
   double bc2 = 1.0 - std::pow(beta2, static_cast<double>(step));
   at::Tensor denom = (v.sqrt() / std::sqrt(bc2)).add_(eps);
   p.addcdiv_(m, denom, -lr / bc1);
+  ST_END
+}
+
+st_err st_adamw_foreach(const st_tensor* hp, const st_tensor* hg, const st_tensor* hm, const st_tensor* hv, int n,
+                        double lr, double beta1, double beta2, double eps, double weight_decay, int64_t step) {
+  ST_TRY
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> p = get_list(hp, n), g = get_list(hg, n), m = get_list(hm, n), v = get_list(hv, n);
+  // the order of operations follows torch.optim.AdamW's multi-tensor path
+  at::_foreach_mul_(p, 1.0 - lr * weight_decay);
+  at::_foreach_mul_(m, beta1);
+  at::_foreach_add_(m, g, 1.0 - beta1);
+  at::_foreach_mul_(v, beta2);
+  at::_foreach_addcmul_(v, g, g, 1.0 - beta2);
+  double bc1 = 1.0 - std::pow(beta1, static_cast<double>(step));
+  double bc2 = 1.0 - std::pow(beta2, static_cast<double>(step));
+  std::vector<at::Tensor> denom = at::_foreach_sqrt(v);
+  at::_foreach_div_(denom, std::sqrt(bc2));
+  at::_foreach_add_(denom, eps);
+  at::_foreach_addcdiv_(p, m, denom, -lr / bc1);
   ST_END
 }
 

@@ -53,6 +53,11 @@ st_err st_rng_get_state(int dev_type, int dev_index, st_tensor* out);
 st_err st_rng_set_state(int dev_type, int dev_index, st_tensor state);
 st_err st_cuda_synchronize(int device);
 void st_set_cudnn_benchmark(int on);
+/* Autocast (automatic mixed precision) on this thread for dev_type's tensors: ops autocast's policy
+ * lists run in dtype (ST_BFLOAT16 or ST_FLOAT16). push returns what it replaced; pop restores it and
+ * drops autocast's weight-cast cache when the outermost region ends. */
+st_err st_autocast_push(int dev_type, int dtype, int* prev_enabled, int* prev_dtype);
+st_err st_autocast_pop(int dev_type, int prev_enabled, int prev_dtype);
 void st_set_grad_enabled(int on);       /* thread-local, as in libtorch */
 int st_is_grad_enabled(void);
 
@@ -69,6 +74,7 @@ int st_dtype(st_tensor t);
 void st_device(st_tensor t, int* dev_type, int* dev_index);
 int st_requires_grad(st_tensor t);
 int st_is_contiguous(st_tensor t);
+int st_is_channels_last(st_tensor t);   /* a 4-D tensor laid out channels-last */
 st_err st_item_double(st_tensor t, double* out);
 st_err st_item_int64(st_tensor t, int64_t* out);
 
@@ -86,7 +92,8 @@ st_err st_eye(int64_t n, int dtype, int dev_type, int dev_index, st_tensor* out)
 enum {
   ST_NEG = 0, ST_EXP, ST_LOG, ST_SQRT, ST_RSQRT, ST_ABS, ST_RELU, ST_SIGMOID, ST_TANH, ST_SQUARE,
   ST_FLOOR, ST_CEIL, ST_ROUND, ST_SIGN, ST_SIN, ST_COS, ST_ISFINITE, ST_LOGICAL_NOT, ST_RECIPROCAL,
-  ST_CONTIGUOUS, ST_CLONE, ST_DETACH, ST_T, ST_LOG1P, ST_EXPM1, ST_GELU, ST_ISNAN
+  ST_CONTIGUOUS, ST_CLONE, ST_DETACH, ST_T, ST_LOG1P, ST_EXPM1, ST_GELU, ST_ISNAN,
+  ST_CHANNELS_LAST /* contiguous in channels-last order (4-D) */
 };
 st_err st_unary(int op, st_tensor a, st_tensor* out);
 
@@ -188,6 +195,11 @@ st_err st_adamw_update(st_tensor param, st_tensor grad, st_tensor exp_avg, st_te
  * buffer's first use. */
 st_err st_sgd_update(st_tensor param, st_tensor grad, st_tensor buf, double lr, double momentum, double dampening,
                      double weight_decay, int nesterov, int first);
+/* torch.optim.AdamW(foreach=True)'s update for n parameters that share one step count: a handful of
+ * multi-tensor kernels instead of several per parameter. */
+st_err st_adamw_foreach(const st_tensor* params, const st_tensor* grads, const st_tensor* exp_avgs,
+                        const st_tensor* exp_avg_sqs, int n, double lr, double beta1, double beta2, double eps,
+                        double weight_decay, int64_t step);
 /* total 2-norm over a list of tensors */
 st_err st_total_norm(const st_tensor* ts, int n, st_tensor* out);
 

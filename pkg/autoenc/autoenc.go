@@ -104,6 +104,9 @@ func (d *Decoder) ToDevice(dev torch.Device) {
 	}
 }
 
+// ChannelsLast lays out the decoder's convolution weights channels-last (faster on CUDA).
+func (d *Decoder) ChannelsLast() { d.net.ChannelsLast() }
+
 // Free releases the modules.
 func (d *Decoder) Free() {
 	d.net.Free()

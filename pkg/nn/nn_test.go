@@ -42,9 +42,12 @@ func TestOptimizersMatchTorchOptim(t *testing.T) {
 		"sgd_momentum_wd": {Name: "sgd", LR: 1, Momentum: 0.9, WeightDecay: 5e-4},
 		"sgd_nesterov":    {Name: "sgd", LR: 1, Momentum: 0.9, Nesterov: true, WeightDecay: 1e-3},
 		"sgd_plain":       {Name: "sgd", LR: 1},
+		// the multi-tensor path against the same trajectories
+		"adamw_foreach":   {Name: "adamw", LR: 1, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Foreach: true},
+		"adamw_b_foreach": {Name: "adamw", LR: 1, Beta1: 0.5, Beta2: 0.9, Eps: 1e-6, WeightDecay: 0.3, Foreach: true},
 	}
 	for name, cfg := range configs {
-		tc, ok := cases[name]
+		tc, ok := cases[strings.TrimSuffix(name, "_foreach")]
 		if !ok {
 			t.Fatalf("fixture lacks %s", name)
 		}

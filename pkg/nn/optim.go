@@ -31,6 +31,9 @@ type OptimConfig struct {
 	Momentum    float64 `yaml:"momentum"`
 	Nesterov    bool    `yaml:"nesterov"`
 	ClipNorm    float64 `yaml:"clip_norm"` // 0 disables gradient-norm clipping
+	// Foreach updates all AdamW parameters with libtorch's multi-tensor kernels (a few launches per
+	// step instead of several per parameter); the trainer sets it from speed.foreach.
+	Foreach bool `yaml:"-"`
 }
 
 // Validate checks the configuration.
@@ -73,7 +76,7 @@ func NewOptimizer(c OptimConfig, params []torch.Named) (Optimizer, error) {
 	if c.Name == "sgd" {
 		return &SGD{Params: params, Momentum: c.Momentum, Nesterov: c.Nesterov, WeightDecay: c.WeightDecay}, nil
 	}
-	return &AdamW{Params: params, Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps, WeightDecay: c.WeightDecay}, nil
+	return &AdamW{Params: params, Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps, WeightDecay: c.WeightDecay, Foreach: c.Foreach}, nil
 }
 
 // AdamW is torch.optim.AdamW (decoupled weight decay, bias-corrected moments).
@@ -81,6 +84,7 @@ type AdamW struct {
 	Params            []torch.Named
 	Beta1, Beta2, Eps float64
 	WeightDecay       float64
+	Foreach           bool // one multi-tensor update for all parameters (torch.optim's foreach=True)
 	step              int64
 	expAvg, expAvgSq  map[string]*torch.Tensor
 }
@@ -91,6 +95,7 @@ func (o *AdamW) Step(lr float64) {
 	}
 	o.step++
 	torch.WithScope(func() {
+		var ps, gs, ms, vs []*torch.Tensor
 		for _, p := range o.Params {
 			g := p.Tensor.Grad()
 			if g == nil {
@@ -101,7 +106,14 @@ func (o *AdamW) Step(lr float64) {
 				m, v = zerosLike(p.Tensor), zerosLike(p.Tensor)
 				o.expAvg[p.Name], o.expAvgSq[p.Name] = m, v
 			}
+			if o.Foreach {
+				ps, gs, ms, vs = append(ps, p.Tensor), append(gs, g), append(ms, m), append(vs, v)
+				continue
+			}
 			torch.AdamWUpdate(p.Tensor, g, m, v, lr, o.Beta1, o.Beta2, o.Eps, o.WeightDecay, o.step)
+		}
+		if o.Foreach {
+			torch.AdamWForeach(ps, gs, ms, vs, lr, o.Beta1, o.Beta2, o.Eps, o.WeightDecay, o.step)
 		}
 	})
 }

@@ -61,6 +61,19 @@ func NoGrad(f func()) {
 	f()
 }
 
+// Autocast runs f with automatic mixed precision for dev's tensors: matrix products and
+// convolutions run in dtype (BFloat16 or Float16), precision-sensitive ops stay in float32, as in
+// torch.autocast. Parameters and their gradients keep their dtype. libtorch keeps the mode per OS
+// thread, so the goroutine is pinned to its thread while f runs.
+func Autocast(dev Device, dtype DType, f func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var prevOn, prevDType C.int
+	check(C.st_autocast_push(C.int(dev.Type), C.int(dtype), &prevOn, &prevDType), "autocast")
+	defer func() { check(C.st_autocast_pop(C.int(dev.Type), prevOn, prevDType), "autocast") }()
+	f()
+}
+
 // GradEnabled reports whether autograd records operations on this thread.
 func GradEnabled() bool { return C.st_is_grad_enabled() != 0 }
 
@@ -68,6 +81,22 @@ func GradEnabled() bool { return C.st_is_grad_enabled() != 0 }
 func AdamWUpdate(param, grad, expAvg, expAvgSq *Tensor, lr, beta1, beta2, eps, weightDecay float64, step int64) {
 	check(C.st_adamw_update(param.handle("adamw"), grad.handle("adamw"), expAvg.handle("adamw"), expAvgSq.handle("adamw"),
 		C.double(lr), C.double(beta1), C.double(beta2), C.double(eps), C.double(weightDecay), C.int64_t(step)), "adamw")
+}
+
+// AdamWForeach applies AdamWUpdate to every parameter at once with libtorch's multi-tensor kernels
+// (torch.optim.AdamW with foreach=True): the four lists are aligned and share one step count.
+func AdamWForeach(params, grads, expAvgs, expAvgSqs []*Tensor, lr, beta1, beta2, eps, weightDecay float64, step int64) {
+	n := len(params)
+	if len(grads) != n || len(expAvgs) != n || len(expAvgSqs) != n {
+		panic(&Error{Op: "adamw_foreach", Msg: "the parameter, gradient and state lists differ in length"})
+	}
+	if n == 0 {
+		return
+	}
+	p, g := handles("adamw_foreach", params), handles("adamw_foreach", grads)
+	m, v := handles("adamw_foreach", expAvgs), handles("adamw_foreach", expAvgSqs)
+	check(C.st_adamw_foreach(handlesPtr(p), handlesPtr(g), handlesPtr(m), handlesPtr(v), C.int(n), C.double(lr),
+		C.double(beta1), C.double(beta2), C.double(eps), C.double(weightDecay), C.int64_t(step)), "adamw_foreach")
 }
 
 // SGDUpdate applies torch.optim.SGD's update to one parameter in place; buf is its momentum buffer.

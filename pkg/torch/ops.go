@@ -107,6 +107,10 @@ func (t *Tensor) Reciprocal() *Tensor { return unary(C.ST_RECIPROCAL, "reciproca
 func (t *Tensor) Contiguous() *Tensor { return unary(C.ST_CONTIGUOUS, "contiguous", t) }
 func (t *Tensor) Clone() *Tensor      { return unary(C.ST_CLONE, "clone", t) }
 
+// ChannelsLast is t (4-D) laid out channels-last (NHWC in memory, NCHW in shape): the layout
+// cuDNN's fastest convolutions and tensor cores want.
+func (t *Tensor) ChannelsLast() *Tensor { return unary(C.ST_CHANNELS_LAST, "channels_last", t) }
+
 // Detach returns a view that autograd does not track.
 func (t *Tensor) Detach() *Tensor { return unary(C.ST_DETACH, "detach", t) }
 

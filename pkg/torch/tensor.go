@@ -368,6 +368,14 @@ func (t *Tensor) Device() Device {
 // RequiresGrad reports whether autograd records operations on t.
 func (t *Tensor) RequiresGrad() bool { return C.st_requires_grad(t.handle("requires_grad")) != 0 }
 
+// IsContiguous reports whether t is laid out row-major without gaps.
+func (t *Tensor) IsContiguous() bool { return C.st_is_contiguous(t.handle("is_contiguous")) != 0 }
+
+// IsChannelsLast reports whether t is a 4-D tensor laid out channels-last.
+func (t *Tensor) IsChannelsLast() bool {
+	return C.st_is_channels_last(t.handle("is_channels_last")) != 0
+}
+
 func (t *Tensor) String() string {
 	if !t.Defined() {
 		return "Tensor(freed)"

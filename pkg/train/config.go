@@ -30,6 +30,7 @@ type Config struct {
 	Optim    nn.OptimConfig     `yaml:"optimizer"`
 	Schedule nn.Schedule        `yaml:"schedule"`
 	Train    RunConfig          `yaml:"train"`
+	Speed    SpeedConfig        `yaml:"speed"`
 }
 
 // ModelConfig is the encoder plus an optional projection head.
@@ -91,6 +92,7 @@ func Default() Config {
 		Schedule: nn.Schedule{Kind: "cosine", StepEvery: 1, Gamma: 0.1},
 		Train: RunConfig{Epochs: 200, BatchSize: 128, Seed: 0, Device: "auto", ValFraction: 0.1, CheckpointEvery: 500,
 			LogEvery: 10, EvalEvery: 1, KNN: 200},
+		Speed: DefaultSpeed(),
 	}
 }
 
@@ -150,6 +152,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Optim.Validate(); err != nil {
+		return err
+	}
+	if err := c.Speed.Validate(); err != nil {
 		return err
 	}
 	if err := c.Schedule.Validate(0); err != nil {

@@ -122,6 +122,14 @@ func (m *Model) ToDevice(dev torch.Device) {
 	}
 }
 
+// ChannelsLast lays out the convolution weights of the encoder and the decoder channels-last.
+func (m *Model) ChannelsLast() {
+	m.Encoder.ChannelsLast()
+	if m.Decoder != nil {
+		m.Decoder.ChannelsLast()
+	}
+}
+
 // Free releases every part.
 func (m *Model) Free() {
 	m.Encoder.Free()

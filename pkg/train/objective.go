@@ -31,12 +31,17 @@ type stepInput struct {
 	gather func(z, labels *torch.Tensor) (*torch.Tensor, *torch.Tensor, int64)
 }
 
-// objective computes L = L_spread (or SupCon, SimCLR) + beta * L_AE + gamma * L_CE.
-func objective(m *Model, meth MethodConfig, in stepInput) Terms {
+// objective computes L = L_spread (or SupCon, SimCLR) + beta * L_AE + gamma * L_CE. The forward
+// passes run on the fast path fp; the losses always in the parameters' dtype.
+func objective(m *Model, meth MethodConfig, fp FastPath, in stepInput) Terms {
 	shape := in.views.Shape()
 	b, v := shape[0], shape[1]
 	flat := in.views.Reshape(append([]int64{b * v}, shape[2:]...)...)
-	h := m.Encoder.Forward(flat) // [B*V, F]
+	if fp.ChannelsLast && len(shape) == 5 {
+		flat = flat.ChannelsLast()
+	}
+	var h *torch.Tensor // [B*V, F]
+	fp.forward(func() { h = m.Encoder.Forward(flat) })
 	var t Terms
 	var total *torch.Tensor
 	add := func(term *torch.Tensor, w float64) {
@@ -54,9 +59,9 @@ func objective(m *Model, meth MethodConfig, in stepInput) Terms {
 	if meth.Name != "ce" {
 		z := h
 		if m.Head != nil {
-			z = m.Head.Forward(h)
+			fp.forward(func() { z = m.Head.Forward(h) })
 		}
-		z = z.Reshape(b, v, -1)
+		z = full(z).Reshape(b, v, -1)
 		views := supcon.Views{Z: z, Labels: in.coarse}
 		if in.gather != nil {
 			gz, gy, start := in.gather(z, in.coarse)
@@ -82,11 +87,15 @@ func objective(m *Model, meth MethodConfig, in stepInput) Terms {
 		}
 	}
 	if m.Decoder != nil && meth.Beta > 0 {
-		t.AE = m.Decoder.Loss(h, labelsPerView, flat) // a conditional decoder sees the coarse label
+		var rec *torch.Tensor
+		fp.forward(func() { rec = m.Decoder.Forward(h, labelsPerView) }) // a conditional decoder sees the coarse label
+		t.AE = torch.MSELoss(full(rec), flat, torch.ReduceMean)
 		add(t.AE, meth.Beta)
 	}
 	if m.Classifier != nil && meth.Gamma > 0 {
-		t.CE = torch.CrossEntropy(m.Classifier.Forward(h), labelsPerView, torch.ReduceMean, 0)
+		var logits *torch.Tensor
+		fp.forward(func() { logits = m.Classifier.Forward(h) })
+		t.CE = torch.CrossEntropy(full(logits), labelsPerView, torch.ReduceMean, 0)
 		add(t.CE, meth.Gamma)
 	}
 	t.Total = total

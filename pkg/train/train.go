@@ -122,10 +122,18 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 	if err := torch.Catch(func() { model.ToDevice(dev) }); err != nil {
 		return res, err
 	}
+	fast, err := cfg.Speed.Resolve(dev)
+	if err != nil {
+		return res, err
+	}
+	if err := torch.Catch(func() { fast.Apply(model) }); err != nil {
+		return res, err
+	}
 	params := model.Parameters()
 	log.WithFields(logrus.Fields{"parameters": nn.CountParams(params), "encoder_dim": model.Encoder.OutDim,
-		"method": cfg.Method.Name}).Info("model built")
-	opt, err := nn.NewOptimizer(cfg.Optim, params)
+		"method": cfg.Method.Name, "amp_bf16": fast.AMP, "channels_last": fast.ChannelsLast,
+		"cudnn_benchmark": fast.CuDNNBenchmark, "foreach": fast.Foreach}).Info("model built")
+	opt, err := nn.NewOptimizer(fast.Optim(cfg.Optim), params)
 	if err != nil {
 		return res, err
 	}
@@ -171,7 +179,7 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 		opts.Progress = nil
 	}
 
-	lp := &loop{cfg: cfg, opts: opts, group: opts.Group, rank: rank, log: log, model: model, opt: opt, params: params, pipe: pipe, dev: dev,
+	lp := &loop{cfg: cfg, fast: fast, opts: opts, group: opts.Group, rank: rank, log: log, model: model, opt: opt, params: params, pipe: pipe, dev: dev,
 		metrics: metrics, cfgYAML: cfgYAML, pos: pos, stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps,
 		val: valSet, train: trainSet}
 	if cerr := torch.Catch(func() { err = lp.run(ctx) }); cerr != nil {
@@ -242,6 +250,7 @@ type loop struct {
 	group         *dist.Group
 	rank          int
 	cfg           Config
+	fast          FastPath
 	opts          Options
 	log           *logrus.Logger
 	model         *Model
@@ -292,7 +301,7 @@ func (l *loop) run(ctx context.Context) error {
 				if l.group != nil {
 					in.gather = l.gather
 				}
-				terms := objective(l.model, cfg.Method, in)
+				terms := objective(l.model, cfg.Method, l.fast, in)
 				terms.Total.Backward()
 				if l.group != nil {
 					if _, err := l.group.AllReduceGradients(l.params); err != nil {
