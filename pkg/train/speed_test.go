@@ -25,6 +25,14 @@ func TestSpeedSwitchesResolvePerDevice(t *testing.T) {
 	if fp, _ := forced.Resolve(torch.CPU); !fp.AMP || !fp.ChannelsLast || fp.CuDNNBenchmark || fp.Foreach {
 		t.Fatalf("explicit switches: %+v", fp)
 	}
+	// YAML's on/off/true/false arrive as the words they are
+	parsed, err := ParseConfigYAML([]byte("speed: {amp: on, channels_last: off, foreach: true}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fp, err := parsed.Speed.Resolve(torch.CPU); err != nil || !fp.AMP || fp.ChannelsLast || fp.CuDNNBenchmark || !fp.Foreach {
+		t.Fatalf("switches from YAML %+v: %+v, %v", parsed.Speed, fp, err)
+	}
 	bad := DefaultSpeed()
 	bad.ChannelsLast = "yes please"
 	cfg := Default()
