@@ -59,6 +59,32 @@ var metrics = []metric{
 		}
 		return &r.DRODiscovered.WorstGroupAcc
 	}},
+	{"worst group DRO (true)", func(r *eval.Report) *float64 {
+		if r.DROTrueGroups == nil {
+			return nil
+		}
+		return &r.DROTrueGroups.WorstGroupAcc
+	}},
+	{"cluster ARI", func(r *eval.Report) *float64 {
+		if r.Subgroups == nil {
+			return nil
+		}
+		return r.Subgroups.PerClassARI
+	}},
+}
+
+// minutes is the table's key for a run's wall time.
+const minutes = "minutes"
+
+// runMinutes is the wall time of a run: from its config.yaml (written when training starts) to its
+// metrics.json (written when evaluation ends). A resumed run's gap counts too.
+func runMinutes(dir string) (float64, bool) {
+	start, err1 := os.Stat(filepath.Join(dir, "config.yaml"))
+	end, err2 := os.Stat(filepath.Join(dir, "metrics.json"))
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return end.ModTime().Sub(start.ModTime()).Minutes(), true
 }
 
 func probeAcc(p *eval.ProbeResult) *float64 {
@@ -115,9 +141,12 @@ func summarize(runs, out string) error {
 				table[ds][method][m.name] = append(table[ds][method][m.name], *v)
 			}
 		}
+		if d, ok := runMinutes(filepath.Dir(f)); ok {
+			table[ds][method][minutes] = append(table[ds][method][minutes], d)
+		}
 	}
 	var b strings.Builder
-	b.WriteString("# Experiments: " + runs + "\n\nTest accuracies in percent (mean ± standard deviation over seeds, n = seeds); intra-class cosine of the test embeddings.\n")
+	b.WriteString("# Experiments: " + runs + "\n\nTest accuracies in percent (mean ± standard deviation over seeds, n = seeds); intra-class cosine of the test embeddings; cluster ARI: per-class k-means clusters of the training embeddings against the fine labels (or the true groups), size-weighted adjusted Rand index; minutes: wall time of one run, training and evaluation (mean over seeds).\n")
 	var dss []string
 	for ds := range table {
 		dss = append(dss, ds)
@@ -125,22 +154,40 @@ func summarize(runs, out string) error {
 	sort.Strings(dss)
 	order := []string{"ce", "simclr", "supcon", "spread", "supcon-ae", "thanos"}
 	for _, ds := range dss {
-		fmt.Fprintf(&b, "\n## %s\n\n| method | n |", ds)
+		// only the columns this dataset has (worst-group ones need groups)
+		var cols []metric
 		for _, m := range metrics {
+			for _, row := range table[ds] {
+				if len(row[m.name]) > 0 {
+					cols = append(cols, m)
+					break
+				}
+			}
+		}
+		fmt.Fprintf(&b, "\n## %s\n\n| method | n | minutes |", ds)
+		for _, m := range cols {
 			fmt.Fprintf(&b, " %s |", m.name)
 		}
-		b.WriteString("\n|---|---|" + strings.Repeat("---|", len(metrics)) + "\n")
+		b.WriteString("\n|---|---|---|" + strings.Repeat("---|", len(cols)) + "\n")
 		for _, method := range order {
 			row, ok := table[ds][method]
 			if !ok {
 				continue
 			}
 			n := 0
-			for _, v := range row {
-				n = max(n, len(v))
+			for name, v := range row {
+				if name != minutes {
+					n = max(n, len(v))
+				}
 			}
 			fmt.Fprintf(&b, "| %s | %d |", method, n)
-			for _, m := range metrics {
+			if v := row[minutes]; len(v) > 0 {
+				mean, _ := meanStd(v)
+				fmt.Fprintf(&b, " %.1f |", mean)
+			} else {
+				b.WriteString(" - |")
+			}
+			for _, m := range cols {
 				v := row[m.name]
 				if len(v) == 0 {
 					b.WriteString(" - |")
@@ -148,7 +195,7 @@ func summarize(runs, out string) error {
 				}
 				mean, sd := meanStd(v)
 				scale, format := 100.0, " %.1f"
-				if m.name == "intra-class cos" {
+				if m.name == "intra-class cos" || m.name == "cluster ARI" {
 					scale, format = 1, " %.3f"
 				}
 				fmt.Fprintf(&b, format, scale*mean)
