@@ -68,9 +68,9 @@ func trainOverrides() []override {
 		override{&cli.Uint64Flag{Name: "seed", Usage: "random seed (weights, batches, augmentation)", Value: d.Train.Seed},
 			func(c *cli.Context, cfg *train.Config) { cfg.Train.Seed = c.Uint64("seed") }},
 		str("amp", "bf16 autocast of the forward passes: auto (on CUDA), on or off", d.Speed.AMP, func(c *train.Config, v string) { c.Speed.AMP = v }),
-		str("channels-last", "channels-last weights and images: auto (on CUDA), on or off", d.Speed.ChannelsLast, func(c *train.Config, v string) { c.Speed.ChannelsLast = v }),
+		str("channels-last", "channels-last weights and images: auto (on), on or off", d.Speed.ChannelsLast, func(c *train.Config, v string) { c.Speed.ChannelsLast = v }),
 		str("cudnn-benchmark", "cuDNN's convolution autotuner: auto (on CUDA), on or off", d.Speed.CuDNNBenchmark, func(c *train.Config, v string) { c.Speed.CuDNNBenchmark = v }),
-		str("foreach", "one multi-tensor AdamW update for all parameters: auto (on CUDA), on or off", d.Speed.Foreach, func(c *train.Config, v string) { c.Speed.Foreach = v }),
+		str("foreach", "one multi-tensor AdamW update for all parameters: auto (on), on or off", d.Speed.Foreach, func(c *train.Config, v string) { c.Speed.Foreach = v }),
 		integer("checkpoint-every", "steps between checkpoints (also written at every epoch end)", d.Train.CheckpointEvery, func(c *train.Config, v int) { c.Train.CheckpointEvery = v }),
 		integer("log-every", "steps between metric records", d.Train.LogEvery, func(c *train.Config, v int) { c.Train.LogEvery = v }),
 	}

@@ -7,10 +7,12 @@ import (
 	"github.com/spreadtrain/spreadtrain/pkg/torch"
 )
 
-// SpeedConfig is the GPU fast path. Every switch is auto (on when training on CUDA, off on the CPU),
-// on or off. None changes what is computed beyond rounding: bf16 autocast rounds the forward
-// passes' matrix products and convolutions, the losses stay float32, and the weights and optimizer
-// stay float32. bench/fastpath.sh and bench/gpu_train.sh measure each switch on and off.
+// SpeedConfig is the fast path. Every switch is auto, on or off. auto turns channels-last and the
+// multi-tensor AdamW on everywhere (both measured faster on the CPU: bench/README.md) and bf16
+// autocast and cuDNN's autotuner on CUDA only (the usual GPU recipe, not yet measured on a GPU here;
+// bf16 pays on a CPU only where it has bf16 instructions, so the CPU default stays float32). None
+// changes what is computed beyond rounding: bf16 autocast rounds the forward passes' matrix products
+// and convolutions; the losses, the weights and the optimizer stay float32.
 type SpeedConfig struct {
 	AMP            string `yaml:"amp"`             // bf16 autocast of the encoder, head and decoder forward passes
 	ChannelsLast   string `yaml:"channels_last"`   // convolution weights and images in channels-last order
@@ -50,9 +52,9 @@ func (s SpeedConfig) Resolve(dev torch.Device) (FastPath, error) {
 		return FastPath{}, err
 	}
 	cuda := dev.Type == torch.CUDADevice
-	on := func(v string) bool { b, _ := resolveSwitch(v, cuda); return b }
-	return FastPath{Device: dev, AMP: on(s.AMP), ChannelsLast: on(s.ChannelsLast), CuDNNBenchmark: on(s.CuDNNBenchmark),
-		Foreach: on(s.Foreach)}, nil
+	on := func(v string, auto bool) bool { b, _ := resolveSwitch(v, auto); return b }
+	return FastPath{Device: dev, AMP: on(s.AMP, cuda), ChannelsLast: on(s.ChannelsLast, true),
+		CuDNNBenchmark: on(s.CuDNNBenchmark, cuda), Foreach: on(s.Foreach, true)}, nil
 }
 
 func resolveSwitch(v string, auto bool) (bool, error) {

@@ -14,8 +14,8 @@ import (
 func TestSpeedSwitchesResolvePerDevice(t *testing.T) {
 	auto := DefaultSpeed()
 	cpu, err := auto.Resolve(torch.CPU)
-	if err != nil || cpu.AMP || cpu.ChannelsLast || cpu.CuDNNBenchmark || cpu.Foreach {
-		t.Fatalf("auto on the CPU: %+v, %v; want every switch off", cpu, err)
+	if err != nil || cpu.AMP || !cpu.ChannelsLast || cpu.CuDNNBenchmark || !cpu.Foreach {
+		t.Fatalf("auto on the CPU: %+v, %v; want channels-last and foreach only", cpu, err)
 	}
 	gpu, err := auto.Resolve(torch.CUDA(1))
 	if err != nil || !gpu.AMP || !gpu.ChannelsLast || !gpu.CuDNNBenchmark || !gpu.Foreach || gpu.Device != torch.CUDA(1) {
