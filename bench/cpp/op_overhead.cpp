@@ -3,25 +3,10 @@
 // Usage: op_overhead [iters=200000] [repeats=5]
 #include <torch/torch.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <vector>
 
-template <class F>
-static double median_ns(F f, long iters, int repeats) {
-  for (long i = 0; i < iters / 10; i++) f();  // warm-up
-  std::vector<double> ts;
-  for (int r = 0; r < repeats; r++) {
-    auto t0 = std::chrono::steady_clock::now();
-    for (long i = 0; i < iters; i++) f();
-    auto t1 = std::chrono::steady_clock::now();
-    ts.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() / iters);
-  }
-  std::sort(ts.begin(), ts.end());
-  return ts[ts.size() / 2];
-}
+#include "median_ns.h"
 
 int main(int argc, char** argv) {
   long iters = argc > 1 ? std::atol(argv[1]) : 200000;

@@ -1,27 +1,11 @@
 // op_overhead_shim: the same small ops as op_overhead.cpp, but through libspreadtorch.so's C ABI (handle
 // allocation, error plumbing, apply_threads) called from C++: shim cost without cgo.
 // Prints {"impl":"shim-c",...} lines. Usage: op_overhead_shim [iters=200000] [repeats=5]
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <vector>
 
+#include "median_ns.h"
 #include "spreadtorch.h"
-
-template <class F>
-static double median_ns(F f, long iters, int repeats) {
-  for (long i = 0; i < iters / 10; i++) f();
-  std::vector<double> ts;
-  for (int r = 0; r < repeats; r++) {
-    auto t0 = std::chrono::steady_clock::now();
-    for (long i = 0; i < iters; i++) f();
-    auto t1 = std::chrono::steady_clock::now();
-    ts.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() / iters);
-  }
-  std::sort(ts.begin(), ts.end());
-  return ts[ts.size() / 2];
-}
 
 static void ok(st_err e) {
   if (e) {
