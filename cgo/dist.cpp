@@ -237,7 +237,19 @@ st_err st_dist_store_new(const char* host, int port, int is_master, int world_si
   o.numWorkers = static_cast<std::size_t>(world_size);
   o.waitWorkers = true;  // the master returns once every rank has connected, or fails at the timeout
   o.timeout = std::chrono::milliseconds(timeout_ms);
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 2)
+  // libtorch >= 2.4 asks for the libuv store by default, and a build without libuv (Debian's 2.6)
+  // refuses it: fall back to the classic store there, keep libuv where the build has it.
+  try {
+    *out = new st_store_s{c10::make_intrusive<c10d::TCPStore>(std::string(host), o)};
+  } catch (const c10::Error& e) {
+    if (!o.useLibUV || std::string(e.what()).find("libuv") == std::string::npos) throw;
+    o.useLibUV = false;
+    *out = new st_store_s{c10::make_intrusive<c10d::TCPStore>(std::string(host), o)};
+  }
+#else
   *out = new st_store_s{c10::make_intrusive<c10d::TCPStore>(std::string(host), o)};
+#endif
   ST_END
 }
 
