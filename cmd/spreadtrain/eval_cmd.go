@@ -47,19 +47,24 @@ func evalCommand() *cli.Command {
 			&cli.Float64Flag{Name: "knn-temperature", Value: 0.1, Usage: "temperature of the kNN votes"},
 			&cli.BoolFlag{Name: "skip-dro", Usage: "skip the group DRO probes"},
 			&cli.IntFlag{Name: "probe-epochs", Value: 0, Usage: "also train the reference protocol's fine-label probe on augmented images through the frozen encoder for this many epochs (the reference uses 100; 0: off)"},
+			&cli.StringFlag{Name: "on", Value: "test", Usage: "score on the test split (metrics.json, report.md) or on the validation split (metrics_val.json: for choosing hyper-parameters without touching test)"},
 		},
 		Action: func(c *cli.Context) error {
 			cfg := eval.Config{KNN: eval.KNNConfig{K: c.Int("knn-k"), Temperature: c.Float64("knn-temperature")}, SkipDRO: c.Bool("skip-dro")}
 			if cfg.KNN.K < 1 || !(cfg.KNN.Temperature > 0) || c.Int("probe-epochs") < 0 {
 				return badInput("--knn-k must be >= 1, --knn-temperature positive and --probe-epochs >= 0")
 			}
+			on := c.String("on")
+			if on != "test" && on != "val" {
+				return badInput("--on %q: want test or val", on)
+			}
 			r, err := train.EvaluateRun(train.EvalOptions{RunDir: c.String("run"), DataRoot: c.String("data-root"),
-				Checkpoint: c.String("checkpoint"), Eval: cfg, ProbeEpochs: c.Int("probe-epochs")})
+				Checkpoint: c.String("checkpoint"), Eval: cfg, ProbeEpochs: c.Int("probe-epochs"), On: on})
 			if err != nil {
 				return err
 			}
 			fmt.Println(r.Markdown())
-			fmt.Printf("wrote %s\n", filepath.Join(c.String("run"), "metrics.json"))
+			fmt.Printf("wrote %s\n", filepath.Join(c.String("run"), train.MetricsFile(on)))
 			return nil
 		},
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -15,7 +16,7 @@ func checkpointFlag() cli.Flag {
 func exportCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "export",
-		Usage: "write the encoder's weights as safetensors with torchvision's parameter names",
+		Usage: "write the encoder's weights as safetensors with torchvision's parameter names (two files for a two-backbone run: OUT and OUT_b)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "run", Usage: "run folder", Required: true},
 			&cli.StringFlag{Name: "out", Usage: "output .safetensors file", Required: true},
@@ -26,10 +27,11 @@ func exportCommand() *cli.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			if err := train.ExportEncoder(path, c.String("out")); err != nil {
+			files, err := train.ExportEncoder(path, c.String("out"))
+			if err != nil {
 				return err
 			}
-			fmt.Printf("wrote %s (encoder of %s)\n", c.String("out"), path)
+			fmt.Printf("wrote %s (encoder of %s)\n", strings.Join(files, " and "), path)
 			return nil
 		},
 	}

@@ -65,8 +65,15 @@ func trainOverrides() []override {
 		num("lr", "base learning rate", d.Optim.LR, func(c *train.Config, v float64) { c.Optim.LR = v }),
 		num("weight-decay", "weight decay", d.Optim.WeightDecay, func(c *train.Config, v float64) { c.Optim.WeightDecay = v }),
 		str("device", "auto, cpu, cuda or cuda:N", d.Train.Device, func(c *train.Config, v string) { c.Train.Device = v }),
-		override{&cli.Uint64Flag{Name: "seed", Usage: "random seed (weights, batches, augmentation)", Value: d.Train.Seed},
-			func(c *cli.Context, cfg *train.Config) { cfg.Train.Seed = c.Uint64("seed") }},
+		override{&cli.Uint64Flag{Name: "seed", Usage: "random seed: weights, batches and augmentation (train.seed), and the data draw (data.seed) unless --data-seed is given", Value: d.Train.Seed},
+			func(c *cli.Context, cfg *train.Config) {
+				cfg.Train.Seed = c.Uint64("seed")
+				if !c.IsSet("data-seed") {
+					cfg.Data.Seed = c.Uint64("seed") // a seed sweep varies the data subset and the validation split too
+				}
+			}},
+		override{&cli.Uint64Flag{Name: "data-seed", Usage: "seed of the data draw (data.seed): the per-class subset, the validation split, the synthetic sets' attributes", Value: d.Data.Seed},
+			func(c *cli.Context, cfg *train.Config) { cfg.Data.Seed = c.Uint64("data-seed") }},
 		str("amp", "bf16 autocast of the forward passes: auto (on CUDA), on or off", d.Speed.AMP, func(c *train.Config, v string) { c.Speed.AMP = v }),
 		str("channels-last", "channels-last weights and images: auto (on), on or off", d.Speed.ChannelsLast, func(c *train.Config, v string) { c.Speed.ChannelsLast = v }),
 		str("cudnn-benchmark", "cuDNN's convolution autotuner: auto (on CUDA), on or off", d.Speed.CuDNNBenchmark, func(c *train.Config, v string) { c.Speed.CuDNNBenchmark = v }),

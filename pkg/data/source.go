@@ -31,7 +31,9 @@ type Source struct {
 	// Agreement is the share of training images whose spurious attribute agrees with the label in the
 	// synthetic robustness sets (colored-mnist, waterbirds-like); their test split uses 0.5.
 	Agreement float64 `yaml:"agreement"`
-	Seed      uint64  `yaml:"seed"`
+	// Seed draws the data: the per-class subsets, the imbalanced resampling, the synthetic sets'
+	// attributes and (with train.val_fraction) the validation split. `train --seed` sets it too.
+	Seed uint64 `yaml:"seed"`
 }
 
 // SourceNames lists the dataset names Source understands.

@@ -45,10 +45,12 @@ type ModelConfig struct {
 
 // MethodConfig selects the objective: L = L_spread + beta * L_AE + gamma * L_CE (METHOD.md).
 type MethodConfig struct {
-	// Name is thanos (L_spread + autoencoder), spread (L_spread), supcon, simclr or ce.
+	// Name is thanos (L_spread + autoencoder, one backbone), spread (L_spread), supcon, simclr, ce,
+	// thanos-2b (backbone A: L_spread, backbone B: autoencoder, cross-entropy on both side by side) or
+	// supcon-2b (two SupCon backbones, cross-entropy on both side by side).
 	Name        string  `yaml:"name"`
 	Alpha       float64 `yaml:"alpha"`       // L_spread = alpha * SupCon + (1 - alpha) * cNCE
-	Beta        float64 `yaml:"beta"`        // autoencoder weight (thanos: 1 when unset; other contrastive methods may set it)
+	Beta        float64 `yaml:"beta"`        // autoencoder weight (thanos, thanos-2b: DefaultBeta when unset; other contrastive methods may set it)
 	Gamma       float64 `yaml:"gamma"`       // cross-entropy weight on the coarse labels
 	Temperature float64 `yaml:"temperature"` // tau
 	Denominator string  `yaml:"denominator"` // SupCon's: all or negatives
@@ -76,8 +78,18 @@ type RunConfig struct {
 	StreamData bool `yaml:"stream_data"`
 }
 
-// Methods lists the method names.
-var Methods = []string{"thanos", "spread", "supcon", "simclr", "ce"}
+// Methods lists the method names. thanos is the paper's one-backbone method; thanos-2b is what the
+// reference code releases as Thanos (two backbones, docs/METHOD.md) and supcon-2b its baseline of equal
+// capacity (two SupCon backbones trained in the same run the same way).
+var Methods = []string{"thanos", "spread", "supcon", "simclr", "ce", "thanos-2b", "supcon-2b"}
+
+// DefaultBeta is the autoencoder weight of thanos and thanos-2b when none is given. The reference's
+// weight 1 lets the pixel MSE drown the class signal in one backbone (docs/METHOD.md, "beta"); 0.1 is
+// where the validation sweep of the main job landed (experiments/select.sh).
+const DefaultBeta = 0.1
+
+// TwoBackbones reports whether the method trains two encoders whose features are concatenated.
+func (m MethodConfig) TwoBackbones() bool { return m.Name == "thanos-2b" || m.Name == "supcon-2b" }
 
 // Default is the configuration every file and flag overrides: the paper's method with the reference
 // code's optimisation settings (METHOD.md, "Reference training setup").
@@ -231,6 +243,9 @@ func (m MethodConfig) Validate() error {
 		if m.Compat && m.Views != 2 {
 			return fmt.Errorf("method.compat reproduces the reference code, which uses exactly 2 views")
 		}
+		if m.Compat && m.TwoBackbones() {
+			return fmt.Errorf("method.compat: not offered for the two-backbone method %s", m.Name)
+		}
 	}
 	return nil
 }
@@ -241,7 +256,19 @@ func (c Config) Normalized() Config {
 	switch c.Method.Name {
 	case "thanos":
 		if c.Method.Beta == 0 {
-			c.Method.Beta = 1 // Thanos is L_spread + autoencoder
+			c.Method.Beta = DefaultBeta // Thanos is L_spread + autoencoder
+		}
+	case "thanos-2b":
+		if c.Method.Beta == 0 {
+			c.Method.Beta = DefaultBeta
+		}
+		if c.Method.Gamma == 0 {
+			c.Method.Gamma = 1 // the reference trains both backbones with cross-entropy (weight 1)
+		}
+	case "supcon-2b":
+		c.Method.Alpha, c.Method.Beta = 1, 0
+		if c.Method.Gamma == 0 {
+			c.Method.Gamma = 1 // the same recipe as thanos-2b, without the spread and autoencoder terms
 		}
 	case "supcon":
 		c.Method.Alpha = 1

@@ -157,6 +157,17 @@ type EvalOptions struct {
 	// ProbeEpochs > 0 adds the reference protocol's fine-label probe trained on augmented images
 	// through the frozen encoder for that many epochs (the reference uses 100).
 	ProbeEpochs int
+	// On is the split scored: "test" (the default) or "val", the held-out part of the training split,
+	// on which hyper-parameters are chosen (experiments/select.sh) without touching the test split.
+	On string
+}
+
+// MetricsFile is the file an evaluation on split writes in the run folder.
+func MetricsFile(on string) string {
+	if on == "val" {
+		return "metrics_val.json"
+	}
+	return "metrics.json"
 }
 
 // EvaluateRun evaluates a run's encoder on its dataset (linear probes and kNN on the coarse and fine
@@ -173,9 +184,16 @@ func EvaluateRun(o EvalOptions) (*eval.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	testSet, err := loadSplit(cfg, o.DataRoot, "test")
+	on := o.On
+	if on == "" {
+		on = "test"
+	}
+	testSet, err := loadSplit(cfg, o.DataRoot, on)
 	if err != nil {
 		return nil, err
+	}
+	if testSet.N == 0 {
+		return nil, fmt.Errorf("%s: the %s split is empty (train.val_fraction 0?)", o.RunDir, on)
 	}
 	tr, err := loadTrained(o.RunDir, o.Checkpoint, trainSet)
 	if err != nil {
@@ -208,8 +226,11 @@ func EvaluateRun(o EvalOptions) (*eval.Report, error) {
 			return nil, err
 		}
 	}
-	if err := report.WriteJSON(filepath.Join(o.RunDir, "metrics.json")); err != nil {
+	if err := report.WriteJSON(filepath.Join(o.RunDir, MetricsFile(on))); err != nil {
 		return nil, err
+	}
+	if on != "test" {
+		return report, nil // the report and the plot describe the test split
 	}
 	md := fmt.Sprintf("# Evaluation of %s\n\nCheckpoint `%s`; method %s on %s (coarse classes: %v).\n\n%s",
 		o.RunDir, tr.ck, cfg.Method.Name, cfg.Data.Name, trainSet.CoarseNames, report.Markdown())

@@ -8,14 +8,15 @@ import (
 	"github.com/spreadtrain/spreadtrain/pkg/torch"
 )
 
-// Features runs the encoder in evaluation mode, without gradients, over a dataset with the
-// evaluation transform, and returns its features [N, F] as float32 on the CPU, outside any scope.
+// Features runs the encoder (both backbones, for a two-backbone model: Model.Embed) in evaluation
+// mode, without gradients, over a dataset with the evaluation transform, and returns its features
+// [N, F] as float32 on the CPU, outside any scope.
 func Features(m *Model, aug *data.Augmenter, d *data.Dataset, dev torch.Device, batch int) (feats *torch.Tensor, err error) {
 	if d.N == 0 {
 		return nil, fmt.Errorf("features: %s is empty", d.Name)
 	}
-	m.Encoder.SetTrain(false)
-	defer m.Encoder.SetTrain(true)
+	m.SetEncodersTrain(false)
+	defer m.SetEncodersTrain(true)
 	size := d.SampleSize()
 	err = torch.Catch(func() {
 		torch.NoGrad(func() {
@@ -33,7 +34,7 @@ func Features(m *Model, aug *data.Augmenter, d *data.Dataset, dev torch.Device, 
 					if err != nil {
 						panic(&torch.Error{Op: "features", Msg: err.Error()})
 					}
-					f := m.Encoder.Forward(in).ToDevice(torch.CPU, torch.Float32)
+					f := m.Embed(in).ToDevice(torch.CPU, torch.Float32)
 					torch.Persist(f)
 					parts = append(parts, f)
 				})

@@ -11,10 +11,13 @@ import (
 
 // Model is everything a run trains: the encoder, and the parts its method needs.
 type Model struct {
-	Encoder    *nn.Encoder
+	Encoder *nn.Encoder
+	// EncoderB is the second backbone of a two-backbone method (thanos-2b, supcon-2b), nil otherwise.
+	// It has Encoder's architecture and its own weights; the representation is both, concatenated.
+	EncoderB   *nn.Encoder
 	Head       *torch.Module    // projection head, nil for model.head none
-	Classifier *torch.Module    // linear head on the coarse labels, nil when gamma is 0
-	Decoder    *autoenc.Decoder // nil when beta is 0
+	Classifier *torch.Module    // linear head on the coarse labels (on the representation), nil when gamma is 0
+	Decoder    *autoenc.Decoder // nil when beta is 0; reads EncoderB's output in thanos-2b
 }
 
 // Shape describes the images and labels a model is built for.
@@ -47,12 +50,22 @@ func NewModel(cfg Config, s Shape) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{Encoder: enc}
+	if cfg.Method.TwoBackbones() {
+		if cfg.Model.Head != "none" {
+			enc.Free()
+			return nil, fmt.Errorf("model.head %s: the two-backbone methods use no projection head (as the reference code)", cfg.Model.Head)
+		}
+		if m.EncoderB, err = nn.NewEncoder(ec); err != nil {
+			enc.Free()
+			return nil, err
+		}
+	}
 	err = torch.Catch(func() {
 		if cfg.Model.Head == "mlp" && cfg.Method.Name != "ce" {
 			m.Head = torch.NewMLP(enc.OutDim, int64(cfg.Model.HeadHidden), int64(cfg.Model.HeadDim), false)
 		}
 		if cfg.Method.Gamma > 0 {
-			m.Classifier = torch.NewLinear(enc.OutDim, int64(s.CoarseClasses), true)
+			m.Classifier = torch.NewLinear(m.EmbedDim(), int64(s.CoarseClasses), true)
 		}
 	})
 	if err != nil {
@@ -67,9 +80,13 @@ func NewModel(cfg Config, s Shape) (*Model, error) {
 	return m, nil
 }
 
-// Parameters are all trainable tensors, named by part: encoder.*, head.*, classifier.*, decoder.*.
+// Parameters are all trainable tensors, named by part: encoder.*, encoder_b.*, head.*, classifier.*,
+// decoder.*.
 func (m *Model) Parameters() []torch.Named {
 	ps := nn.Prefixed("encoder", m.Encoder.Parameters())
+	if m.EncoderB != nil {
+		ps = append(ps, nn.Prefixed("encoder_b", m.EncoderB.Parameters())...)
+	}
 	if m.Head != nil {
 		ps = append(ps, nn.Prefixed("head", m.Head.Parameters())...)
 	}
@@ -85,6 +102,9 @@ func (m *Model) Parameters() []torch.Named {
 // Buffers are the BatchNorm statistics of every part.
 func (m *Model) Buffers() []torch.Named {
 	bs := nn.Prefixed("encoder", m.Encoder.Buffers())
+	if m.EncoderB != nil {
+		bs = append(bs, nn.Prefixed("encoder_b", m.EncoderB.Buffers())...)
+	}
 	if m.Head != nil {
 		bs = append(bs, nn.Prefixed("head", m.Head.Buffers())...)
 	}
@@ -100,6 +120,9 @@ func (m *Model) State() []torch.Named { return append(m.Parameters(), m.Buffers(
 // SetTrain switches every part between training and evaluation behaviour.
 func (m *Model) SetTrain(on bool) {
 	m.Encoder.SetTrain(on)
+	if m.EncoderB != nil {
+		m.EncoderB.SetTrain(on)
+	}
 	if m.Head != nil {
 		m.Head.SetTrain(on)
 	}
@@ -111,6 +134,9 @@ func (m *Model) SetTrain(on bool) {
 // ToDevice moves every part.
 func (m *Model) ToDevice(dev torch.Device) {
 	m.Encoder.ToDevice(dev)
+	if m.EncoderB != nil {
+		m.EncoderB.ToDevice(dev)
+	}
 	if m.Head != nil {
 		m.Head.ToDevice(dev)
 	}
@@ -125,6 +151,9 @@ func (m *Model) ToDevice(dev torch.Device) {
 // ChannelsLast lays out the convolution weights of the encoder and the decoder channels-last.
 func (m *Model) ChannelsLast() {
 	m.Encoder.ChannelsLast()
+	if m.EncoderB != nil {
+		m.EncoderB.ChannelsLast()
+	}
 	if m.Decoder != nil {
 		m.Decoder.ChannelsLast()
 	}
@@ -133,9 +162,45 @@ func (m *Model) ChannelsLast() {
 // Free releases every part.
 func (m *Model) Free() {
 	m.Encoder.Free()
+	if m.EncoderB != nil {
+		m.EncoderB.Free()
+	}
 	m.Head.Free()
 	m.Classifier.Free()
 	if m.Decoder != nil {
 		m.Decoder.Free()
+	}
+}
+
+// EmbedDim is the width of the representation: the encoder's, or both backbones' side by side.
+func (m *Model) EmbedDim() int64 {
+	if m.EncoderB != nil {
+		return m.Encoder.OutDim + m.EncoderB.OutDim
+	}
+	return m.Encoder.OutDim
+}
+
+// Embed is the representation that evaluation, embed and export read: the encoder's features, or for
+// two backbones their L2-normalised features concatenated (so neither backbone outweighs the other
+// in a probe or a kNN vote; the reference code evaluates its two-backbone Thanos the same way).
+func (m *Model) Embed(x *torch.Tensor) *torch.Tensor {
+	h := m.Encoder.Forward(x)
+	if m.EncoderB == nil {
+		return h
+	}
+	return joinBackbones(h, m.EncoderB.Forward(x))
+}
+
+// joinBackbones is the two-backbone representation of features hA and hB [N, D] each.
+func joinBackbones(hA, hB *torch.Tensor) *torch.Tensor {
+	return torch.Cat([]*torch.Tensor{hA.Normalize(2, 1, 1e-12), hB.Normalize(2, 1, 1e-12)}, 1)
+}
+
+// SetEncodersTrain switches the backbones alone between training and evaluation behaviour (the
+// probes freeze them while a head trains).
+func (m *Model) SetEncodersTrain(on bool) {
+	m.Encoder.SetTrain(on)
+	if m.EncoderB != nil {
+		m.EncoderB.SetTrain(on)
 	}
 }

@@ -32,8 +32,12 @@ type stepInput struct {
 }
 
 // objective computes L = L_spread (or SupCon, SimCLR) + beta * L_AE + gamma * L_CE. The forward
-// passes run on the fast path fp; the losses always in the parameters' dtype.
+// passes run on the fast path fp; the losses always in the parameters' dtype. The two-backbone methods
+// are in objectiveTwoBackbones.
 func objective(m *Model, meth MethodConfig, fp FastPath, in stepInput) Terms {
+	if m.EncoderB != nil {
+		return objectiveTwoBackbones(m, meth, fp, in)
+	}
 	shape := in.views.Shape()
 	b, v := shape[0], shape[1]
 	flat := in.views.Reshape(append([]int64{b * v}, shape[2:]...)...)
@@ -97,6 +101,58 @@ func objective(m *Model, meth MethodConfig, fp FastPath, in stepInput) Terms {
 		fp.forward(func() { logits = m.Classifier.Forward(h) })
 		t.CE = torch.CrossEntropy(full(logits), labelsPerView, torch.ReduceMean, 0)
 		add(t.CE, meth.Gamma)
+	}
+	t.Total = total
+	return t
+}
+
+// objectiveTwoBackbones is the reference code's two-backbone model: backbone A trained with L_spread
+// (SupCon alone for supcon-2b), backbone B with the autoencoder (thanos-2b: beta * L_AE, the decoder
+// reading B's features only) or with SupCon as well (supcon-2b), and gamma * cross-entropy of one
+// classifier on both backbones' features side by side. For supcon-2b the logged supcon term is the
+// mean of the two backbones' SupCon losses; the total holds both.
+func objectiveTwoBackbones(m *Model, meth MethodConfig, fp FastPath, in stepInput) Terms {
+	shape := in.views.Shape()
+	b, v := shape[0], shape[1]
+	flat := in.views.Reshape(append([]int64{b * v}, shape[2:]...)...)
+	if fp.ChannelsLast && len(shape) == 5 {
+		flat = flat.ChannelsLast()
+	}
+	var hA, hB *torch.Tensor // [B*V, F] each
+	fp.forward(func() { hA, hB = m.Encoder.Forward(flat), m.EncoderB.Forward(flat) })
+	labelsPerView := in.coarse.Unsqueeze(1).Expand(b, v).Reshape(b * v)
+	contrast := func(h *torch.Tensor) (supConLoss, cnceLoss *torch.Tensor) {
+		z := full(h).Reshape(b, v, -1)
+		views := supcon.Views{Z: z, Labels: in.coarse}
+		if in.gather != nil {
+			gz, gy, start := in.gather(z, in.coarse)
+			views = supcon.Views{Z: gz, Labels: gy, AnchorStart: start, AnchorCount: b}
+		}
+		return supcon.Terms(views, meth.Temperature, supcon.Denominator(meth.Denominator))
+	}
+
+	var t Terms
+	t.SupCon, t.CNCE = contrast(hA)
+	total := t.SupCon.MulScalar(meth.Alpha)
+	if meth.Alpha < 1 {
+		total = total.Add(t.CNCE.MulScalar(1 - meth.Alpha))
+	}
+	if meth.Name == "supcon-2b" {
+		supConB, _ := contrast(hB)
+		total = total.Add(supConB)
+		t.SupCon = t.SupCon.Add(supConB).MulScalar(0.5)
+	}
+	if m.Decoder != nil && meth.Beta > 0 {
+		var rec *torch.Tensor
+		fp.forward(func() { rec = m.Decoder.Forward(hB, labelsPerView) })
+		t.AE = torch.MSELoss(full(rec), flat, torch.ReduceMean)
+		total = total.Add(t.AE.MulScalar(meth.Beta))
+	}
+	if m.Classifier != nil && meth.Gamma > 0 {
+		var logits *torch.Tensor
+		fp.forward(func() { logits = m.Classifier.Forward(torch.Cat([]*torch.Tensor{hA, hB}, 1)) })
+		t.CE = torch.CrossEntropy(full(logits), labelsPerView, torch.ReduceMean, 0)
+		total = total.Add(t.CE.MulScalar(meth.Gamma))
 	}
 	t.Total = total
 	return t

@@ -28,13 +28,13 @@ func augmentedProbe(tr *trained, train, test *data.Dataset, testFeats *torch.Ten
 	var head *torch.Module
 	res := &eval.ProbeResult{NumClasses: int(classes), Iterations: epochs}
 	err = torch.Catch(func() {
-		head = torch.NewLinear(tr.model.Encoder.OutDim, classes, true)
+		head = torch.NewLinear(tr.model.EmbedDim(), classes, true)
 		head.ToDevice(tr.dev)
 		opt, err := nn.NewOptimizer(nn.OptimConfig{Name: "adamw", LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}, head.Parameters())
 		if err != nil {
 			panic(&torch.Error{Op: "probe", Msg: err.Error()})
 		}
-		tr.model.Encoder.SetTrain(false)
+		tr.model.SetEncodersTrain(false)
 		var correct, seen float64
 		for epoch := 0; epoch < epochs; epoch++ {
 			correct, seen = 0, 0
@@ -52,7 +52,7 @@ func augmentedProbe(tr *trained, train, test *data.Dataset, testFeats *torch.Ten
 						panic(&torch.Error{Op: "probe", Msg: err.Error()})
 					}
 					var h *torch.Tensor
-					torch.NoGrad(func() { h = tr.model.Encoder.Forward(views.Flatten(0, 1)) })
+					torch.NoGrad(func() { h = tr.model.Embed(views.Flatten(0, 1)) })
 					logits := head.Forward(h)
 					torch.CrossEntropy(logits, b.Coarse, torch.ReduceMean, 0).Backward()
 					opt.Step(1e-3)

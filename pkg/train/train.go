@@ -242,7 +242,8 @@ func loadTrainVal(cfg Config, root string) (train, val *data.Dataset, err error)
 	if cfg.Train.ValFraction == 0 {
 		return all, all.Subset(nil), nil
 	}
-	return data.SplitTrainVal(all, cfg.Train.ValFraction, data.DefaultSplitSeed)
+	// the split moves with the data seed, so that a seed sweep's spread includes the validation draw
+	return data.SplitTrainVal(all, cfg.Train.ValFraction, data.DefaultSplitSeed+cfg.Data.Seed)
 }
 
 // loop is one run's mutable state.

@@ -1,0 +1,31 @@
+# Shared by the experiment scripts: train a run (or resume it), evaluate it, and copy its small
+# outputs into the repository, where experiments/summarize reads them.
+#   run_one RUNDIR RESULTDIR ON -- TRAIN FLAGS...
+# ON is test (metrics.json) or val (metrics_val.json: hyper-parameter selection). RESULTDIR receives
+# config.yaml, the metrics file and last_metrics.jsonl (the last line of metrics.jsonl); checkpoints
+# stay in RUNDIR. Re-running skips finished runs and resumes unfinished ones.
+bin=${BIN:-bin/spreadtrain}
+
+run_one() {
+  local out=$1 result=$2 on=$3; shift 4
+  local metrics=metrics.json
+  [ "$on" = val ] && metrics=metrics_val.json
+  if [ ! -f "$out/$metrics" ]; then
+    if [ -f "$out/checkpoints/last.safetensors" ]; then
+      [ -f "$out/embeddings_test.png" ] || $bin train --out "$out" --resume
+    else
+      $bin train --out "$out" "$@"
+    fi
+    $bin eval --run "$out" --on "$on" > /dev/null
+  fi
+  mkdir -p "$result"
+  cp "$out/config.yaml" "$out/$metrics" "$result/"
+  tail -n 1 "$out/metrics.jsonl" > "$result/last_metrics.jsonl"
+}
+
+# run_jobs N: runs the lines of standard input as commands (each a run_one call), N at a time.
+run_jobs() {
+  export -f run_one
+  export bin
+  xargs -P "$1" -I{} -d '\n' bash -c '{}'
+}
