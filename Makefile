@@ -21,7 +21,7 @@ $(SHIM): cgo/CMakeLists.txt cgo/*.cpp cgo/*.h
 	cmake --build $(BUILD)/cgo -j $$(nproc)
 
 build: $(SHIM)
-	go build -o $(BIN) ./cmd/spreadtrain
+	go build -ldflags "-X main.commit=$$(git describe --always --dirty 2>/dev/null)" -o $(BIN) ./cmd/spreadtrain
 	cp $(SHIM) bin/
 
 # the README's main job: set up, build, fetch MNIST, train SupCon and Thanos, compare transfer

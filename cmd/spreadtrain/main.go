@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
@@ -69,7 +70,7 @@ func run(args []string) (code int) {
 func newApp() *cli.App {
 	return &cli.App{
 		Name:    "spreadtrain",
-		Version: version + " (libtorch " + torch.Version() + ")",
+		Version: version + " (" + sourceRevision() + "libtorch " + torch.Version() + ")",
 		Usage:   "train representations that do not collapse (SupCon + class-conditional InfoNCE + autoencoder)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
@@ -112,4 +113,39 @@ func newLogger(c *cli.Context) (*logrus.Logger, error) {
 func isTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// commit is the source revision, set by the build (make build: -ldflags "-X main.commit=...").
+var commit string
+
+// sourceRevision names the commit the binary was built from ("commit abc1234-dirty; " for a tree with
+// uncommitted changes), so that a published result says which code produced it. It falls back to
+// the Go toolchain's VCS stamp where the build set none.
+func sourceRevision() string {
+	if commit != "" {
+		return "commit " + commit + "; "
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	rev, modified := "", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev == "" {
+		return ""
+	}
+	if modified {
+		rev += "-dirty"
+	}
+	return "commit " + rev + "; "
 }

@@ -1,253 +1,493 @@
-// Command summarize turns the evaluated runs of experiments/run.sh into tables (mean and standard
-// deviation over seeds) and the alpha-sweep plot.
+// Command summarize turns the committed results of the experiment scripts into every results table
+// the project publishes: experiments/results/<suite>.md, and the blocks of README.md between
+// `<!-- summarize:NAME -->` and `<!-- /summarize:NAME -->`. A table is never edited by hand, so each
+// number in it comes back from the files under experiments/results/runs (config.yaml, the metrics
+// file, the last metrics.jsonl line and version.txt of every run, written by experiments/lib.sh).
+//
+//	go run ./experiments/summarize           rewrite the tables
+//	go run ./experiments/summarize -check    exit 1, naming the file, if a committed table is stale
+//	go run ./experiments/summarize -select select-mnist-demo   print one selection's table and choice
+//
+// Suites: seeds-CONFIG (experiments/seeds.sh: methods at seeds nobody tuned on, scored on test),
+// select-CONFIG (experiments/select.sh: candidates scored on validation), cpu and gpu
+// (experiments/run.sh: DATASET/METHOD rows).
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/spreadtrain/spreadtrain/pkg/eval"
-	"github.com/spreadtrain/spreadtrain/pkg/plot"
 )
 
 func main() {
-	runs := flag.String("runs", "runs/experiments-cpu", "the runs folder of experiments/run.sh")
-	out := flag.String("out", "experiments/results/cpu", "output prefix (.md and _alpha.png)")
+	root := flag.String("root", ".", "the repository")
+	check := flag.Bool("check", false, "compare instead of writing; exit 1 if a committed table is stale")
+	sel := flag.String("select", "", "print the table and the choice of one selection suite")
 	flag.Parse()
-	if err := summarize(*runs, *out); err != nil {
+	if err := run(*root, *check, *sel); err != nil {
 		fmt.Fprintln(os.Stderr, "summarize:", err)
 		os.Exit(1)
 	}
 }
 
-type metric struct {
-	name string
-	get  func(*eval.Report) *float64
-}
-
-var metrics = []metric{
-	{"coarse probe", func(r *eval.Report) *float64 { return probeAcc(r.CoarseProbe) }},
-	{"fine probe", func(r *eval.Report) *float64 { return probeAcc(r.FineProbe) }},
-	{"fine kNN", func(r *eval.Report) *float64 {
-		if r.FineKNN == nil {
-			return nil
-		}
-		return &r.FineKNN.Accuracy
-	}},
-	{"intra-class cos", func(r *eval.Report) *float64 {
-		if r.Spread == nil {
-			return nil
-		}
-		return &r.Spread.IntraClassCosine
-	}},
-	{"worst group ERM", func(r *eval.Report) *float64 {
-		if r.ERM == nil {
-			return nil
-		}
-		return r.ERM.WorstGroupAcc
-	}},
-	{"worst group DRO (found)", func(r *eval.Report) *float64 {
-		if r.DRODiscovered == nil {
-			return nil
-		}
-		return &r.DRODiscovered.WorstGroupAcc
-	}},
-	{"worst group DRO (true)", func(r *eval.Report) *float64 {
-		if r.DROTrueGroups == nil {
-			return nil
-		}
-		return &r.DROTrueGroups.WorstGroupAcc
-	}},
-	{"cluster ARI", func(r *eval.Report) *float64 {
-		if r.Subgroups == nil {
-			return nil
-		}
-		return r.Subgroups.PerClassARI
-	}},
-}
-
-// minutes is the table's key for a run's wall time.
-const minutes = "minutes"
-
-// runMinutes is the wall time of a run: from its config.yaml (written when training starts) to its
-// metrics.json (written when evaluation ends). A resumed run's gap counts too.
-func runMinutes(dir string) (float64, bool) {
-	start, err1 := os.Stat(filepath.Join(dir, "config.yaml"))
-	end, err2 := os.Stat(filepath.Join(dir, "metrics.json"))
-	if err1 != nil || err2 != nil {
-		return 0, false
+func run(root string, check bool, sel string) error {
+	results, err := loadResults(filepath.Join(root, resultsDir))
+	if err != nil {
+		return err
 	}
-	return end.ModTime().Sub(start.ModTime()).Minutes(), true
+	if sel != "" {
+		block, ok := selectionTable(results, sel)
+		if !ok {
+			return fmt.Errorf("no results for %s under %s", sel, resultsDir)
+		}
+		fmt.Print(block)
+		return nil
+	}
+	files, err := render(root, results)
+	if err != nil {
+		return err
+	}
+	var stale []string
+	for _, f := range files {
+		old, _ := os.ReadFile(filepath.Join(root, f.path))
+		if bytes.Equal(old, f.content) {
+			continue
+		}
+		if check {
+			stale = append(stale, f.path)
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(root, f.path), f.content, 0o644); err != nil {
+			return err
+		}
+		fmt.Println("wrote", f.path)
+	}
+	if len(stale) > 0 {
+		return fmt.Errorf("stale tables in %s: run go run ./experiments/summarize", strings.Join(stale, ", "))
+	}
+	return nil
 }
 
-func probeAcc(p *eval.ProbeResult) *float64 {
+// resultsDir holds one folder per suite, then per row key (a method, a candidate, or DATASET/METHOD),
+// then seed<N>.
+const resultsDir = "experiments/results/runs"
+
+// result is one evaluated run as committed.
+type result struct {
+	suite, key string
+	seed       int
+	val        bool // scored on the validation split (metrics_val.json)
+	report     eval.Report
+	method     methodOf
+	version    string
+}
+
+// methodOf is the part of a run's config.yaml the tables show.
+type methodOf struct {
+	Method struct {
+		Name  string  `yaml:"name"`
+		Alpha float64 `yaml:"alpha"`
+		Beta  float64 `yaml:"beta"`
+		Gamma float64 `yaml:"gamma"`
+	} `yaml:"method"`
+}
+
+var seedDir = regexp.MustCompile(`^seed(\d+)$`)
+
+func loadResults(dir string) ([]result, error) {
+	var out []result
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		m := seedDir.FindStringSubmatch(d.Name())
+		if m == nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, filepath.Dir(path))
+		parts := strings.SplitN(filepath.ToSlash(rel), "/", 2)
+		if len(parts) != 2 {
+			return fmt.Errorf("%s: want %s/SUITE/KEY/seedN", path, resultsDir)
+		}
+		r := result{suite: parts[0], key: parts[1]}
+		r.seed, _ = strconv.Atoi(m[1])
+		metrics := filepath.Join(path, "metrics.json")
+		if _, err := os.Stat(metrics); err != nil {
+			metrics, r.val = filepath.Join(path, "metrics_val.json"), true
+		}
+		raw, err := os.ReadFile(metrics)
+		if err != nil {
+			return fmt.Errorf("%s: no metrics.json or metrics_val.json: %w", path, err)
+		}
+		if err := json.Unmarshal(raw, &r.report); err != nil {
+			return fmt.Errorf("%s: %w", metrics, err)
+		}
+		raw, err = os.ReadFile(filepath.Join(path, "config.yaml"))
+		if err != nil {
+			return err
+		}
+		if err := yaml.Unmarshal(raw, &r.method); err != nil {
+			return fmt.Errorf("%s: %w", filepath.Join(path, "config.yaml"), err)
+		}
+		if v, err := os.ReadFile(filepath.Join(path, "version.txt")); err == nil {
+			r.version = strings.TrimSpace(string(v))
+		}
+		out = append(out, r)
+		return filepath.SkipDir
+	})
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.suite != b.suite {
+			return a.suite < b.suite
+		}
+		if a.key != b.key {
+			return a.key < b.key
+		}
+		return a.seed < b.seed
+	})
+	return out, err
+}
+
+// A metric is one column: its name and where it is in a report (nil: absent).
+type metric struct {
+	name    string
+	percent bool
+	get     func(*eval.Report) *float64
+}
+
+func probe(p *eval.ProbeResult) *float64 {
 	if p == nil {
 		return nil
 	}
 	return &p.TestAcc
 }
 
-func readReport(path string) (*eval.Report, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
+var (
+	coarseProbe = metric{"coarse probe", true, func(r *eval.Report) *float64 { return probe(r.CoarseProbe) }}
+	fineProbe   = metric{"fine probe", true, func(r *eval.Report) *float64 { return probe(r.FineProbe) }}
+	fineKNN     = metric{"fine kNN", true, func(r *eval.Report) *float64 {
+		if r.FineKNN == nil {
+			return nil
+		}
+		return &r.FineKNN.Accuracy
+	}}
+	intraCos = metric{"intra-class cos", false, func(r *eval.Report) *float64 {
+		if r.Spread == nil {
+			return nil
+		}
+		return &r.Spread.IntraClassCosine
+	}}
+	worstERM = metric{"worst group ERM", true, func(r *eval.Report) *float64 {
+		if r.ERM == nil {
+			return nil
+		}
+		return r.ERM.WorstGroupAcc
+	}}
+	worstDROFound = metric{"worst group DRO (found)", true, func(r *eval.Report) *float64 {
+		if r.DRODiscovered == nil {
+			return nil
+		}
+		return &r.DRODiscovered.WorstGroupAcc
+	}}
+	worstDROTrue = metric{"worst group DRO (true)", true, func(r *eval.Report) *float64 {
+		if r.DROTrueGroups == nil {
+			return nil
+		}
+		return &r.DROTrueGroups.WorstGroupAcc
+	}}
+	allMetrics = []metric{coarseProbe, fineProbe, fineKNN, intraCos, worstERM, worstDROFound, worstDROTrue}
+)
+
+func (m metric) format(v float64) string {
+	if m.percent {
+		return fmt.Sprintf("%.1f", 100*v)
 	}
-	var r eval.Report
-	return &r, json.Unmarshal(raw, &r)
+	return fmt.Sprintf("%.3f", v)
 }
 
-func meanStd(v []float64) (float64, float64) {
-	var m, s float64
-	for _, x := range v {
-		m += x
+// cell is mean ± sample standard deviation (just the value for one seed).
+func (m metric) cell(vs []float64) string {
+	if len(vs) == 0 {
+		return "-"
 	}
-	m /= float64(len(v))
+	mean, sd := meanStd(vs)
+	if len(vs) == 1 {
+		return m.format(mean)
+	}
+	return m.format(mean) + " ± " + m.format(sd)
+}
+
+func meanStd(v []float64) (mean, sd float64) {
 	for _, x := range v {
-		s += (x - m) * (x - m)
+		mean += x
+	}
+	mean /= float64(len(v))
+	for _, x := range v {
+		sd += (x - mean) * (x - mean)
 	}
 	if len(v) > 1 {
-		s = math.Sqrt(s / float64(len(v)-1))
+		sd = math.Sqrt(sd / float64(len(v)-1))
 	}
-	return m, s
+	return mean, sd
 }
 
-func summarize(runs, out string) error {
-	files, _ := filepath.Glob(filepath.Join(runs, "*", "*", "seed*", "metrics.json"))
-	// dataset -> method -> metric -> values over seeds
-	table := map[string]map[string]map[string][]float64{}
-	for _, f := range files {
-		rel, _ := filepath.Rel(runs, f)
-		parts := strings.Split(rel, string(filepath.Separator))
-		ds, method := parts[0], parts[1]
-		r, err := readReport(f)
-		if err != nil {
-			return fmt.Errorf("%s: %w", f, err)
+func values(rs []result, m metric) []float64 {
+	var out []float64
+	for i := range rs {
+		if v := m.get(&rs[i].report); v != nil {
+			out = append(out, *v)
 		}
-		if table[ds] == nil {
-			table[ds] = map[string]map[string][]float64{}
+	}
+	return out
+}
+
+// bySuite groups results by suite, then row key, keeping the keys' first-seen order.
+func bySuite(results []result) map[string]*suite {
+	out := map[string]*suite{}
+	for _, r := range results {
+		s := out[r.suite]
+		if s == nil {
+			s = &suite{name: r.suite, rows: map[string][]result{}}
+			out[r.suite] = s
 		}
-		if table[ds][method] == nil {
-			table[ds][method] = map[string][]float64{}
+		if _, ok := s.rows[r.key]; !ok {
+			s.keys = append(s.keys, r.key)
 		}
-		for _, m := range metrics {
-			if v := m.get(r); v != nil {
-				table[ds][method][m.name] = append(table[ds][method][m.name], *v)
+		s.rows[r.key] = append(s.rows[r.key], r)
+	}
+	return out
+}
+
+type suite struct {
+	name string
+	keys []string
+	rows map[string][]result
+}
+
+// versions says which code produced a suite (every distinct version.txt).
+func (s *suite) versions() string {
+	seen := map[string]bool{}
+	var vs []string
+	for _, k := range s.keys {
+		for _, r := range s.rows[k] {
+			v := r.version
+			if v == "" {
+				v = "unrecorded"
+			}
+			if !seen[v] {
+				seen[v] = true
+				vs = append(vs, v)
 			}
 		}
-		if d, ok := runMinutes(filepath.Dir(f)); ok {
-			table[ds][method][minutes] = append(table[ds][method][minutes], d)
+	}
+	sort.Strings(vs)
+	return strings.Join(vs, "; ")
+}
+
+// methodTable is one row per key: n seeds and mean ± sd of each metric that any row has.
+func methodTable(s *suite, keys []string, label string) string {
+	var cols []metric
+	for _, m := range allMetrics {
+		for _, k := range keys {
+			if len(values(s.rows[k], m)) > 0 {
+				cols = append(cols, m)
+				break
+			}
 		}
 	}
 	var b strings.Builder
-	b.WriteString("# Experiments: " + runs + "\n\nTest accuracies in percent (mean ± standard deviation over seeds, n = seeds); intra-class cosine of the test embeddings; cluster ARI: per-class k-means clusters of the training embeddings against the fine labels (or the true groups), size-weighted adjusted Rand index; minutes: wall time of one run, training and evaluation (mean over seeds).\n")
-	var dss []string
-	for ds := range table {
-		dss = append(dss, ds)
+	fmt.Fprintf(&b, "| %s | seeds |", label)
+	for _, m := range cols {
+		fmt.Fprintf(&b, " %s |", m.name)
 	}
-	sort.Strings(dss)
-	order := []string{"ce", "simclr", "supcon", "spread", "supcon-ae", "thanos"}
-	for _, ds := range dss {
-		// only the columns this dataset has (worst-group ones need groups)
-		var cols []metric
-		for _, m := range metrics {
-			for _, row := range table[ds] {
-				if len(row[m.name]) > 0 {
-					cols = append(cols, m)
-					break
-				}
-			}
-		}
-		fmt.Fprintf(&b, "\n## %s\n\n| method | n | minutes |", ds)
+	b.WriteString("\n|---|---|" + strings.Repeat("---|", len(cols)) + "\n")
+	for _, k := range keys {
+		rs := s.rows[k]
+		fmt.Fprintf(&b, "| %s | %s |", k, seedList(rs))
 		for _, m := range cols {
-			fmt.Fprintf(&b, " %s |", m.name)
+			fmt.Fprintf(&b, " %s |", m.cell(values(rs, m)))
 		}
-		b.WriteString("\n|---|---|---|" + strings.Repeat("---|", len(cols)) + "\n")
-		for _, method := range order {
-			row, ok := table[ds][method]
-			if !ok {
-				continue
-			}
-			n := 0
-			for name, v := range row {
-				if name != minutes {
-					n = max(n, len(v))
-				}
-			}
-			fmt.Fprintf(&b, "| %s | %d |", method, n)
-			if v := row[minutes]; len(v) > 0 {
-				mean, _ := meanStd(v)
-				fmt.Fprintf(&b, " %.1f |", mean)
-			} else {
-				b.WriteString(" - |")
-			}
-			for _, m := range cols {
-				v := row[m.name]
-				if len(v) == 0 {
-					b.WriteString(" - |")
-					continue
-				}
-				mean, sd := meanStd(v)
-				scale, format := 100.0, " %.1f"
-				if m.name == "intra-class cos" || m.name == "cluster ARI" {
-					scale, format = 1, " %.3f"
-				}
-				fmt.Fprintf(&b, format, scale*mean)
-				if len(v) > 1 {
-					fmt.Fprintf(&b, " ±"+format, scale*sd)
-				}
-				b.WriteString(" |")
-			}
-			b.WriteString("\n")
-		}
+		b.WriteString("\n")
 	}
-	if err := sweep(runs, out, &b); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(out+".md", []byte(b.String()), 0o644); err != nil {
-		return err
-	}
-	fmt.Print(b.String())
-	return nil
+	return b.String()
 }
 
-// sweep plots fine-probe accuracy and intra-class cosine against alpha.
-func sweep(runs, out string, b *strings.Builder) error {
-	dirs, _ := filepath.Glob(filepath.Join(runs, "sweep-*", "alpha*", "metrics.json"))
-	type point struct{ alpha, fine, coarse, intra float64 }
-	var pts []point
-	for _, f := range dirs {
-		a, err := strconv.ParseFloat(strings.TrimPrefix(filepath.Base(filepath.Dir(f)), "alpha"), 64)
-		if err != nil {
+func seedList(rs []result) string {
+	var s []string
+	for _, r := range rs {
+		s = append(s, strconv.Itoa(r.seed))
+	}
+	return strings.Join(s, ", ")
+}
+
+// pairedTable compares method against baseline seed by seed (same seed: same data subset, split and
+// initialisation draw): the claim of the main job is a fine-probe lift with the coarse probe kept.
+func pairedTable(s *suite, baseline, method string) (string, bool) {
+	base := map[int]*eval.Report{}
+	for i, r := range s.rows[baseline] {
+		base[r.seed] = &s.rows[baseline][i].report
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "| seed | %[1]s coarse | %[1]s fine | %[2]s coarse | %[2]s fine | fine lift | coarse difference |\n|---|---|---|---|---|---|---|\n", baseline, method)
+	var lifts, diffs []float64
+	for i, r := range s.rows[method] {
+		br := base[r.seed]
+		mr := &s.rows[method][i].report
+		bc, bf, mc, mf := coarseProbe.get(br), fineProbe.get(br), coarseProbe.get(mr), fineProbe.get(mr)
+		if br == nil || bc == nil || bf == nil || mc == nil || mf == nil {
 			continue
 		}
-		r, err := readReport(f)
-		if err != nil || r.FineProbe == nil || r.CoarseProbe == nil || r.Spread == nil {
+		lift, diff := *mf-*bf, *mc-*bc
+		lifts, diffs = append(lifts, lift), append(diffs, diff)
+		fmt.Fprintf(&b, "| %d | %.1f | %.1f | %.1f | %.1f | %+.1f | %+.1f |\n", r.seed, 100**bc, 100**bf, 100**mc, 100**mf, 100*lift, 100*diff)
+	}
+	if len(lifts) == 0 {
+		return "", false
+	}
+	ml, sl := meanStd(lifts)
+	md, sd := meanStd(diffs)
+	minLift := slicesMin(lifts)
+	maxDrop := -slicesMin(diffs)
+	fmt.Fprintf(&b, "| mean ± sd | | | | | %+.1f ± %.1f | %+.1f ± %.1f |\n", 100*ml, 100*sl, 100*md, 100*sd)
+	fmt.Fprintf(&b, "\nSmallest fine lift %+.1f points; largest coarse drop %.1f points (%d seeds).\n", 100*minLift, 100*math.Max(maxDrop, 0), len(lifts))
+	return b.String(), true
+}
+
+func slicesMin(v []float64) float64 {
+	m := v[0]
+	for _, x := range v[1:] {
+		m = math.Min(m, x)
+	}
+	return m
+}
+
+// selectionTable is experiments/select.sh's table and choice: among the candidates whose mean
+// validation coarse probe is within selectionSlack of SupCon's, the best mean validation fine probe.
+func selectionTable(results []result, name string) (string, bool) {
+	s, ok := bySuite(results)[name]
+	if !ok {
+		return "", false
+	}
+	var b strings.Builder
+	b.WriteString("| candidate | alpha | beta | seeds | val coarse probe | val fine probe | val intra-class cos |\n|---|---|---|---|---|---|---|\n")
+	supconCoarse := math.NaN()
+	if rs, ok := s.rows["supcon"]; ok {
+		supconCoarse, _ = meanStd(values(rs, coarseProbe))
+	}
+	best, bestFine := "", math.Inf(-1)
+	for _, k := range s.keys {
+		rs := s.rows[k]
+		m := rs[0].method.Method
+		fmt.Fprintf(&b, "| %s | %g | %g | %s | %s | %s | %s |\n", k, m.Alpha, m.Beta, seedList(rs),
+			coarseProbe.cell(values(rs, coarseProbe)), fineProbe.cell(values(rs, fineProbe)), intraCos.cell(values(rs, intraCos)))
+		if k == "supcon" {
 			continue
 		}
-		pts = append(pts, point{a, r.FineProbe.TestAcc, r.CoarseProbe.TestAcc, r.Spread.IntraClassCosine})
+		c, _ := meanStd(values(rs, coarseProbe))
+		f, _ := meanStd(values(rs, fineProbe))
+		if !(c >= supconCoarse-selectionSlack) {
+			continue
+		}
+		if f > bestFine {
+			best, bestFine = k, f
+		}
 	}
-	if len(pts) < 2 {
-		return nil
+	if best == "" {
+		b.WriteString("\nNo candidate kept SupCon's validation coarse probe within 1 point.\n")
+	} else {
+		m := s.rows[best][0].method.Method
+		fmt.Fprintf(&b, "\nChosen on validation: **%s** (alpha %g, beta %g): the best validation fine probe among the candidates whose validation coarse probe is within %.0f point of SupCon's (%.1f).\n",
+			best, m.Alpha, m.Beta, 100*selectionSlack, 100*supconCoarse)
 	}
-	sort.Slice(pts, func(i, j int) bool { return pts[i].alpha < pts[j].alpha })
-	x := make([]float64, len(pts))
-	fine, coarse, intra := make([]float64, len(pts)), make([]float64, len(pts)), make([]float64, len(pts))
-	b.WriteString("\n## Alpha sweep (L_spread, one seed)\n\n| alpha | coarse probe | fine probe | intra-class cos |\n|---|---|---|---|\n")
-	for i, p := range pts {
-		x[i], fine[i], coarse[i], intra[i] = p.alpha, p.fine, p.coarse, p.intra
-		fmt.Fprintf(b, "| %g | %.1f | %.1f | %.3f |\n", p.alpha, 100*p.coarse, 100*p.fine, p.intra)
+	return b.String(), true
+}
+
+const selectionSlack = 0.01
+
+type output struct {
+	path    string
+	content []byte
+}
+
+// blocks are the generated tables by name: each suite's own, and the README's.
+func blocks(results []result) (map[string]string, []*suite) {
+	suites := bySuite(results)
+	var names []string
+	for n := range suites {
+		names = append(names, n)
 	}
-	return plot.Lines(out+"_alpha.png", "the perfect-balance curve: L_spread against alpha", "alpha", "accuracy / cosine", x,
-		plot.Series{Name: "fine probe accuracy", Y: fine}, plot.Series{Name: "coarse probe accuracy", Y: coarse},
-		plot.Series{Name: "intra-class cosine", Y: intra})
+	sort.Strings(names)
+	out := map[string]string{}
+	var ordered []*suite
+	for _, n := range names {
+		s := suites[n]
+		ordered = append(ordered, s)
+		switch {
+		case strings.HasPrefix(n, "select-"):
+			out[n], _ = selectionTable(results, n)
+		case strings.HasPrefix(n, "seeds-"):
+			var b strings.Builder
+			b.WriteString(methodTable(s, s.keys, "method"))
+			for _, p := range [][2]string{{"supcon", "thanos"}, {"supcon-2b", "thanos-2b"}} {
+				if t, ok := pairedTable(s, p[0], p[1]); ok {
+					out[n+":"+p[1]] = t
+					fmt.Fprintf(&b, "\n%s against %s, seed by seed (test accuracy, %%):\n\n%s", p[1], p[0], t)
+				}
+			}
+			out[n] = b.String()
+		default: // DATASET/METHOD rows
+			out[n] = methodTable(s, s.keys, "dataset/method")
+		}
+	}
+	return out, ordered
+}
+
+var readmeBlock = regexp.MustCompile(`(?s)(<!-- summarize:([a-z0-9:.-]+) -->\n).*?(<!-- /summarize:([a-z0-9:.-]+) -->)`)
+
+// render produces every generated file: one Markdown page per suite and README.md with its blocks
+// replaced. A README block naming a table that does not exist is an error.
+func render(root string, results []result) ([]output, error) {
+	tables, suites := blocks(results)
+	var outs []output
+	for _, s := range suites {
+		var b strings.Builder
+		fmt.Fprintf(&b, "# Results: %s\n\nGenerated by `go run ./experiments/summarize` from %s/%s (do not edit). Test accuracies in percent, mean ± sample standard deviation over the seeds listed (metrics_val.json runs: validation accuracies); intra-class cosine of the evaluated split's embeddings.\n\nProduced by: %s.\n\n%s",
+			s.name, resultsDir, s.name, s.versions(), tables[s.name])
+		outs = append(outs, output{path: filepath.Join("experiments/results", s.name+".md"), content: []byte(b.String())})
+	}
+	readmePath := filepath.Join(root, "README.md")
+	raw, err := os.ReadFile(readmePath)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	readme := readmeBlock.ReplaceAllStringFunc(string(raw), func(block string) string {
+		m := readmeBlock.FindStringSubmatch(block)
+		t, ok := tables[m[2]]
+		if !ok || m[2] != m[4] {
+			missing = append(missing, m[2])
+			return block
+		}
+		return m[1] + t + m[3]
+	})
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("README.md: no results for the block(s) %s", strings.Join(missing, ", "))
+	}
+	outs = append(outs, output{path: "README.md", content: []byte(readme)})
+	return outs, nil
 }
