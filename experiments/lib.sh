@@ -2,8 +2,9 @@
 # outputs into the repository, where experiments/summarize reads them.
 #   run_one RUNDIR RESULTDIR ON -- TRAIN FLAGS...
 # ON is test (metrics.json) or val (metrics_val.json: hyper-parameter selection). RESULTDIR receives
-# config.yaml, the metrics file and last_metrics.jsonl (the last line of metrics.jsonl); checkpoints
-# stay in RUNDIR. Re-running skips finished runs and resumes unfinished ones.
+# config.yaml, the metrics file, last_metrics.jsonl (the last line of metrics.jsonl) and version.txt
+# (which code produced it: `spreadtrain --version`); checkpoints stay in RUNDIR. Re-running skips
+# finished runs and resumes unfinished ones.
 bin=${BIN:-bin/spreadtrain}
 
 run_one() {
@@ -21,6 +22,7 @@ run_one() {
   mkdir -p "$result"
   cp "$out/config.yaml" "$out/$metrics" "$result/"
   tail -n 1 "$out/metrics.jsonl" > "$result/last_metrics.jsonl"
+  $bin --version > "$result/version.txt"
 }
 
 # run_jobs N: runs the lines of standard input as commands (each a run_one call), N at a time.
