@@ -2,7 +2,8 @@
 # outputs into the repository, where experiments/summarize reads them.
 #   run_one RUNDIR RESULTDIR ON -- TRAIN FLAGS...
 # ON is test (metrics.json) or val (metrics_val.json: hyper-parameter selection). RESULTDIR receives
-# config.yaml, the metrics file, last_metrics.jsonl (the last line of metrics.jsonl) and version.txt
+# config.yaml, the metrics file, last_metrics.jsonl (the last step and epoch records of metrics.jsonl)
+# and version.txt
 # (which code produced it: `spreadtrain --version`); checkpoints stay in RUNDIR. Re-running skips
 # finished runs and resumes unfinished ones.
 bin=${BIN:-bin/spreadtrain}
@@ -21,7 +22,7 @@ run_one() {
   fi
   mkdir -p "$result"
   cp "$out/config.yaml" "$out/$metrics" "$result/"
-  tail -n 1 "$out/metrics.jsonl" > "$result/last_metrics.jsonl"
+  { grep '"kind":"step"' "$out/metrics.jsonl" | tail -n 1; grep '"kind":"epoch"' "$out/metrics.jsonl" | tail -n 1; } > "$result/last_metrics.jsonl"
   $bin --version > "$result/version.txt"
 }
 

@@ -92,6 +92,7 @@ type result struct {
 	report     eval.Report
 	method     methodOf
 	version    string
+	last       map[string]float64 // the last step record's values (loss terms, lr) from last_metrics.jsonl
 }
 
 // methodOf is the part of a run's config.yaml the tables show.
@@ -144,6 +145,9 @@ func loadResults(dir string) ([]result, error) {
 		if v, err := os.ReadFile(filepath.Join(path, "version.txt")); err == nil {
 			r.version = strings.TrimSpace(string(v))
 		}
+		if r.last, err = lastStep(filepath.Join(path, "last_metrics.jsonl")); err != nil {
+			return err
+		}
 		out = append(out, r)
 		return filepath.SkipDir
 	})
@@ -161,6 +165,31 @@ func loadResults(dir string) ([]result, error) {
 		return a.seed < b.seed
 	})
 	return out, err
+}
+
+// lastStep reads the values of the last step record of a last_metrics.jsonl (nil when absent).
+func lastStep(path string) (map[string]float64, error) {
+	raw, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var values map[string]float64
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var rec struct {
+			Kind   string             `json:"kind"`
+			Values map[string]float64 `json:"values"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if rec.Kind == "step" {
+			values = rec.Values
+		}
+	}
+	return values, nil
 }
 
 // A metric is one column: its name and where it is in a report (nil: absent).
@@ -384,7 +413,7 @@ func selectionTable(results []result, name string) (string, bool) {
 		return "", false
 	}
 	var b strings.Builder
-	b.WriteString("| candidate | alpha | beta | seeds | val coarse probe | val fine probe | val intra-class cos |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("| candidate | alpha | beta | seeds | val coarse probe | val fine probe | val intra-class cos | final SupCon term |\n|---|---|---|---|---|---|---|---|\n")
 	supconCoarse := math.NaN()
 	if rs, ok := s.rows["supcon"]; ok {
 		supconCoarse, _ = meanStd(values(rs, coarseProbe))
@@ -393,8 +422,19 @@ func selectionTable(results []result, name string) (string, bool) {
 	for _, k := range s.keys {
 		rs := s.rows[k]
 		m := rs[0].method.Method
-		fmt.Fprintf(&b, "| %s | %g | %g | %s | %s | %s | %s |\n", k, m.Alpha, m.Beta, seedList(rs),
-			coarseProbe.cell(values(rs, coarseProbe)), fineProbe.cell(values(rs, fineProbe)), intraCos.cell(values(rs, intraCos)))
+		var sc []float64
+		for _, r := range rs {
+			if v, ok := r.last["supcon"]; ok {
+				sc = append(sc, v)
+			}
+		}
+		supconTerm := "-"
+		if len(sc) > 0 {
+			mean, _ := meanStd(sc)
+			supconTerm = fmt.Sprintf("%.2f", mean)
+		}
+		fmt.Fprintf(&b, "| %s | %g | %g | %s | %s | %s | %s | %s |\n", k, m.Alpha, m.Beta, seedList(rs),
+			coarseProbe.cell(values(rs, coarseProbe)), fineProbe.cell(values(rs, fineProbe)), intraCos.cell(values(rs, intraCos)), supconTerm)
 		if k == "supcon" {
 			continue
 		}
@@ -442,7 +482,8 @@ func blocks(results []result) (map[string]string, []*suite) {
 			out[n], _ = selectionTable(results, n)
 		case strings.HasPrefix(n, "seeds-"):
 			var b strings.Builder
-			b.WriteString(methodTable(s, s.keys, "method"))
+			out[n+":methods"] = methodTable(s, s.keys, "method")
+			b.WriteString(out[n+":methods"])
 			for _, p := range [][2]string{{"supcon", "thanos"}, {"supcon-2b", "thanos-2b"}} {
 				if t, ok := pairedTable(s, p[0], p[1]); ok {
 					out[n+":"+p[1]] = t
