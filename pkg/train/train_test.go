@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"math"
 	"errors"
 	"fmt"
 	"image"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/spreadtrain/spreadtrain/pkg/data"
+	"github.com/spreadtrain/spreadtrain/pkg/nn"
+	"github.com/spreadtrain/spreadtrain/pkg/npy"
 	"github.com/spreadtrain/spreadtrain/pkg/torch"
 )
 
@@ -269,7 +272,8 @@ func TestResolveAugmentMeasuresUnknownDatasets(t *testing.T) {
 
 // Only thanos adds the autoencoder by default; the other methods add it when beta is set.
 func TestMethodDefaults(t *testing.T) {
-	for method, wantBeta := range map[string]float64{"thanos": 1, "spread": 0, "supcon": 0, "simclr": 0, "ce": 0} {
+	for method, wantBeta := range map[string]float64{"thanos": DefaultBeta, "thanos-2b": DefaultBeta, "supcon-2b": 0,
+		"spread": 0, "supcon": 0, "simclr": 0, "ce": 0} {
 		cfg := Default()
 		cfg.Method.Name = method
 		if got := cfg.Normalized().Method.Beta; got != wantBeta {
@@ -280,5 +284,83 @@ func TestMethodDefaults(t *testing.T) {
 	cfg.Method.Name, cfg.Method.Beta = "supcon", 1
 	if n := cfg.Normalized(); n.Method.Beta != 1 || n.Method.Alpha != 1 {
 		t.Errorf("supcon + autoencoder: %+v", n.Method)
+	}
+}
+
+// A two-backbone run trains both encoders, embeds with both (their L2-normalised features side by
+// side), and exports two encoder files that, loaded as two separate models, give that embedding.
+func TestTwoBackbonesTrainEmbedAndExport(t *testing.T) {
+	cfg := tinyConfig(t)
+	cfg.Method.Name, cfg.Train.Epochs = "thanos-2b", 1
+	dir := filepath.Join(t.TempDir(), "run")
+	if _, err := Run(context.Background(), Options{Config: cfg, RunDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	emb := filepath.Join(t.TempDir(), "emb")
+	n, err := Embed(EmbedOptions{RunDir: dir, Split: "test", Out: emb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arr, err := npy.ReadFile(filepath.Join(emb, "embeddings.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := ExportEncoder(CheckpointPath(dir, false), filepath.Join(t.TempDir(), "encoder.safetensors"))
+	if err != nil || len(files) != 2 || !strings.HasSuffix(files[1], "encoder_b.safetensors") {
+		t.Fatalf("export: %v, %v", files, err)
+	}
+	cfgN := cfg.Normalized()
+	ec := cfgN.Model.EncoderConfig
+	ec.InChannels = 3
+	test, err := loadSplit(cfgN, "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aug, err := data.NewAugmenter(cfgN.Augment, cfgN.Data.Name, test.C, test.H, test.W)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []*torch.Tensor
+	for _, f := range files {
+		enc, err := nn.NewEncoder(ec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer enc.Free()
+		saved, meta, err := nn.ReadState(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nn.LoadInto(append(enc.Parameters(), enc.Buffers()...), saved, true); err != nil {
+			t.Fatalf("%s does not load strictly into one encoder: %v", f, err)
+		}
+		nn.FreeState(saved)
+		if meta["representation"] == "" {
+			t.Errorf("%s: metadata lacks the representation note: %v", f, meta)
+		}
+		feats, err := Features(&Model{Encoder: enc}, aug, test, torch.CPU, 256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer feats.Free()
+		parts = append(parts, feats)
+	}
+	var want []float64
+	torch.WithScope(func() { want = joinBackbones(parts[0], parts[1]).Float64s() })
+	f32, ok := arr.Data.([]float32)
+	if !ok {
+		t.Fatalf("embeddings.npy holds %s, want float32", arr.DType)
+	}
+	got := make([]float64, len(f32))
+	for i, v := range f32 {
+		got[i] = float64(v)
+	}
+	if n != test.N || len(got) != len(want) {
+		t.Fatalf("embeddings: %d values for %d images, want %d", len(got), n, len(want))
+	}
+	for i := range got {
+		if math.Abs(got[i]-want[i]) > 1e-5 {
+			t.Fatalf("embedding value %d: %v, the two exported models give %v", i, got[i], want[i])
+		}
 	}
 }
