@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spreadtrain/spreadtrain/internal/atomicfile"
 	"github.com/spreadtrain/spreadtrain/pkg/eval"
 	"github.com/spreadtrain/spreadtrain/pkg/plot"
 )
@@ -213,7 +215,7 @@ func summarize(runs, out string) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(out+".md", []byte(b.String()), 0o644); err != nil {
+	if err := atomicfile.Write(out+".md", 0o644, func(w io.Writer) error { _, err := io.WriteString(w, b.String()); return err }); err != nil {
 		return err
 	}
 	fmt.Print(b.String())
