@@ -24,6 +24,9 @@ var writeCalls = map[string][]string{
 var allowWriters = map[string]string{
 	"pkg/train/metrics.go: os.OpenFile": "metrics.jsonl is an append-only log: fsynced at every " +
 		"checkpoint, and a torn last line is dropped on resume (trimMetrics rewrites it through Write)",
+	"pkg/tfevents/tfevents.go: os.OpenFile": "a TensorBoard event file is append-only and new per " +
+		"invocation (O_EXCL); its records are length- and CRC-framed, so a reader stops at a torn " +
+		"tail, and it is fsynced at every metrics sync",
 	"bench/trainstep/main.go: os.Create": "a benchmark's CPU profile (pprof streams into the file " +
 		"while the benchmark runs), not a program output",
 }
