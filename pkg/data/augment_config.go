@@ -11,7 +11,7 @@ import (
 // probability (or jitter strength) to 0 to turn that step off.
 //
 // Where it differs from the reference (torchvision on PIL images, one image at a time):
-//   - everything runs on float32 tensors in [0, 1] (torchvision's tensor formulas, see augment_fn.go);
+//   - everything runs on float32 tensors in [0, 1] (torchvision's tensor formulas, see augment_ops.go);
 //     PIL rounds to uint8 after every step, antialiases when a crop is shrunk, and has its own HSV
 //     code, so PIL outputs differ by quantisation-sized amounts;
 //   - grayscale weighs R by 0.2989 (torchvision's tensor code; PIL uses 0.299);
