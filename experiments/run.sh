@@ -22,7 +22,7 @@ methods=${METHODS:-ce simclr supcon spread supcon-ae thanos supcon-2b thanos-2b}
 # method name -> flags
 method_flags() {
   case $1 in
-    supcon-ae) echo "--method supcon --beta 0.1" ;;  # SupCon + autoencoder, at thanos's default beta
+    supcon-ae) echo "--method supcon --beta 0.3" ;;  # SupCon + autoencoder, at thanos's default beta
     *) echo "--method $1" ;;
   esac
 }

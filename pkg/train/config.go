@@ -84,9 +84,10 @@ type RunConfig struct {
 var Methods = []string{"thanos", "spread", "supcon", "simclr", "ce", "thanos-2b", "supcon-2b"}
 
 // DefaultBeta is the autoencoder weight of thanos and thanos-2b when none is given. The reference's
-// weight 1 lets the pixel MSE drown the class signal in one backbone (docs/METHOD.md, "beta"); 0.1 is
-// where the validation sweep of the main job landed (experiments/select.sh).
-const DefaultBeta = 0.1
+// weight 1 lets the pixel MSE drown the class signal in one backbone at small budgets (docs/METHOD.md,
+// "beta"); 0.3 is what the main job's selection on the validation split chose
+// (experiments/select.sh, experiments/results/select-mnist-demo.md).
+const DefaultBeta = 0.3
 
 // TwoBackbones reports whether the method trains two encoders whose features are concatenated.
 func (m MethodConfig) TwoBackbones() bool { return m.Name == "thanos-2b" || m.Name == "supcon-2b" }
