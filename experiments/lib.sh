@@ -13,6 +13,8 @@ run_one() {
   local metrics=metrics.json
   [ "$on" = val ] && metrics=metrics_val.json
   if [ ! -f "$out/$metrics" ]; then
+    mkdir -p "$out"
+    $bin --version > "$out/version.txt"
     if [ -f "$out/checkpoints/last.safetensors" ]; then
       [ -f "$out/embeddings_test.png" ] || $bin train --out "$out" --resume
     else
@@ -21,9 +23,8 @@ run_one() {
     $bin eval --run "$out" --on "$on" > /dev/null
   fi
   mkdir -p "$result"
-  cp "$out/config.yaml" "$out/$metrics" "$result/"
+  cp "$out/config.yaml" "$out/$metrics" "$out/version.txt" "$result/"
   { grep '"kind":"step"' "$out/metrics.jsonl" | tail -n 1; grep '"kind":"epoch"' "$out/metrics.jsonl" | tail -n 1; } > "$result/last_metrics.jsonl"
-  $bin --version > "$result/version.txt"
 }
 
 # run_jobs N: runs the lines of standard input as commands (each a run_one call), N at a time.
