@@ -36,6 +36,7 @@ var workers = map[string]func(g *Group) error{
 	"train":       workerTrain,
 	"fault":       workerFault,
 	"exit7":       workerExit7,
+	"sockets":     workerSockets,
 }
 
 func TestMain(m *testing.M) {
