@@ -1,5 +1,6 @@
-// dist.cpp: the distributed runtime over c10d: a TCPStore rendezvous, Gloo (CPU) and NCCL (CUDA)
-// process groups, bucketed collectives, and an all-gather with gradient.
+// dist.cpp: the distributed runtime over c10d: a rendezvous store (TCPStore across machines, a
+// FileStore on one machine, a PrefixStore under torchrun's agent), Gloo (CPU) and NCCL (CUDA) process
+// groups, bucketed collectives, and an all-gather with gradient.
 //
 // Builds against libtorch 1.13 (collectives on c10d::ProcessGroup) and 2.x (on c10d::Backend).
 // USE_C10D_GLOO / USE_C10D_NCCL come from libtorch's CMake targets (torch_cpu / torch_cuda export
@@ -7,6 +8,8 @@
 // headers are missing, so the shim still builds and reports the backend as unavailable.
 #include "spreadtorch_internal.h"
 
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/version.h>
@@ -59,10 +62,16 @@ std::shared_ptr<Group> lookup(int64_t id) {
   return it->second;
 }
 
-// Waits with the group's timeout; a dead peer or a timeout becomes an exception naming the op.
+// Waits for a collective; a dead peer or a timeout becomes an exception naming the op. Gloo waits on
+// the host with the group's timeout. NCCL's wait() only makes the current CUDA stream wait for the
+// collective (no host poll, no sync); a dead or stalled peer is caught by ProcessGroupNCCL's watchdog
+// thread at the group's timeout (Options::timeout), which aborts the communicator and the process.
 void wait(const Group& g, const c10::intrusive_ptr<c10d::Work>& work, const char* op) {
   try {
-    work->wait(g.timeout);
+    if (g.name == "nccl")
+      work->wait();
+    else
+      work->wait(g.timeout);
   } catch (const c10::Error& e) {
     throw std::runtime_error(std::string(op) + " on rank " + std::to_string(g.rank) + "/" +
                              std::to_string(g.size) + " failed: " + e.what_without_backtrace());
@@ -134,9 +143,10 @@ at::Tensor gather_rows(const Group& g, const at::Tensor& x_in, std::vector<int64
 
   counts.assign(g.size, 0);
   int64_t maxn = 0;
+  at::Tensor all = at::stack(hout[0]).to(at::kCPU);  // one device->host copy for every rank's header
+  auto rows = all.accessor<int64_t, 2>();
   for (int r = 0; r < g.size; r++) {
-    at::Tensor hr = hout[0][r].to(at::kCPU);
-    auto a = hr.accessor<int64_t, 1>();
+    auto a = rows[r];
     bool same = a[0] == h[0] && a[1] == h[1];
     for (int64_t d = 1; same && d < x.dim(); d++) same = a[2 + d] == h[2 + d];
     if (!same) {
@@ -203,8 +213,16 @@ struct AllGatherGrad : public torch::autograd::Function<AllGatherGrad> {
 }  // namespace
 
 struct st_store_s {
-  c10::intrusive_ptr<c10d::TCPStore> store;
+  c10::intrusive_ptr<c10d::Store> store;
+  int port = -1;  // a TCPStore's port; -1 for the other kinds
 };
+
+namespace {
+std::vector<uint8_t> bytes_of(const char* s) {
+  std::string v = s ? s : "";
+  return std::vector<uint8_t>(v.begin(), v.end());
+}
+}  // namespace
 
 struct st_pg_s {
   int64_t id;
@@ -240,20 +258,60 @@ st_err st_dist_store_new(const char* host, int port, int is_master, int world_si
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 2)
   // libtorch >= 2.4 asks for the libuv store by default, and a build without libuv (Debian's 2.6)
   // refuses it: fall back to the classic store there, keep libuv where the build has it.
+  c10::intrusive_ptr<c10d::TCPStore> tcp;
   try {
-    *out = new st_store_s{c10::make_intrusive<c10d::TCPStore>(std::string(host), o)};
+    tcp = c10::make_intrusive<c10d::TCPStore>(std::string(host), o);
   } catch (const c10::Error& e) {
     if (!o.useLibUV || std::string(e.what()).find("libuv") == std::string::npos) throw;
     o.useLibUV = false;
-    *out = new st_store_s{c10::make_intrusive<c10d::TCPStore>(std::string(host), o)};
+    tcp = c10::make_intrusive<c10d::TCPStore>(std::string(host), o);
   }
 #else
-  *out = new st_store_s{c10::make_intrusive<c10d::TCPStore>(std::string(host), o)};
+  auto tcp = c10::make_intrusive<c10d::TCPStore>(std::string(host), o);
 #endif
+  *out = new st_store_s{tcp, static_cast<int>(tcp->getPort())};
   ST_END
 }
 
-int st_dist_store_port(st_store s) { return s->store->getPort(); }
+st_err st_dist_file_store_new(const char* path, int world_size, int64_t timeout_ms, st_store* out) {
+  ST_TRY
+  if (path == nullptr || *path == '\0') throw std::invalid_argument("file store: empty path");
+  if (world_size < 1) throw std::invalid_argument("store world size must be >= 1");
+  auto fs = c10::make_intrusive<c10d::FileStore>(std::string(path), world_size);
+  fs->setTimeout(std::chrono::milliseconds(timeout_ms));
+  *out = new st_store_s{fs};
+  ST_END
+}
+
+st_err st_dist_store_prefix(st_store s, const char* prefix, st_store* out) {
+  ST_TRY
+  if (s == nullptr) throw std::invalid_argument("null store");
+  *out = new st_store_s{c10::make_intrusive<c10d::PrefixStore>(std::string(prefix ? prefix : ""), s->store)};
+  ST_END
+}
+
+int st_dist_store_port(st_store s) { return s->port; }
+
+st_err st_dist_store_check(st_store s, const char* key, int* present) {
+  ST_TRY
+  *present = s->store->check({std::string(key)}) ? 1 : 0;
+  ST_END
+}
+
+st_err st_dist_store_compare_set(st_store s, const char* key, const char* expected, const char* desired,
+                                 char** actual) {
+  ST_TRY
+  std::vector<uint8_t> got = s->store->compareSet(std::string(key), bytes_of(expected), bytes_of(desired));
+  *actual = make_err(std::string(got.begin(), got.end()).c_str());
+  ST_END
+}
+
+st_err st_dist_cuda_set_device(int index) {
+  ST_TRY
+  // through the device-guard registry, so that CPU-only builds compile (and fail here at run time)
+  c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->setDevice(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index)));
+  ST_END
+}
 
 void st_dist_store_free(st_store s) { delete s; }
 
@@ -289,9 +347,10 @@ st_err st_dist_pg_new(st_store store, const char* backend, int rank, int world_s
 #endif
   } else if (g->name == "nccl") {
 #ifdef ST_HAVE_NCCL
-    // blocking wait makes Work::wait honour the timeout and throw, instead of hanging on a dead peer
-    setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
-    setenv("NCCL_BLOCKING_WAIT", "1", 0);
+#if TORCH_VERSION_MAJOR < 2
+    // 1.13's watchdog only aborts a timed-out collective with async error handling on (2.x: default)
+    setenv("NCCL_ASYNC_ERROR_HANDLING", "1", 0);
+#endif
     auto opts = c10d::ProcessGroupNCCL::Options::create();
     opts->timeout = g->timeout;
     g->device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device_index));
@@ -388,6 +447,7 @@ st_err st_dist_barrier(st_pg pg) {
     // NCCL's barrier guesses a device; a one-element all-reduce on ours is explicit
     at::Tensor one = at::ones({1}, at::TensorOptions().device(g.device));
     allreduce_sum(g, one, "barrier");
+    one.to(at::kCPU);  // NCCL's wait only orders the stream; a barrier must hold the host too
   }
   ST_END
 }

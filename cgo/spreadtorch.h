@@ -228,21 +228,36 @@ int st_module_count(st_module m, int kind);
 st_err st_module_get(st_module m, int kind, int index, char** name, st_tensor* out);
 
 
-/* ==== distributed (cgo/dist.cpp): c10d TCPStore rendezvous, Gloo/NCCL process groups ==== */
-/* Collectives are blocking: each waits at most the group's timeout and returns an error (dead peer,
- * timeout, mismatched shapes) instead of hanging. Every rank must call the same collectives in the
- * same order with tensors of matching dtype and shape. After a failed collective the group is
- * unusable; free it and exit. */
+/* ==== distributed (cgo/dist.cpp): c10d rendezvous stores, Gloo/NCCL process groups ==== */
+/* Collectives are blocking for Gloo: each waits at most the group's timeout and returns an error
+ * (dead peer, timeout, mismatched shapes) instead of hanging. NCCL collectives are ordered on the
+ * current CUDA stream without a host wait; a dead peer is caught by NCCL's watchdog at the timeout,
+ * which aborts the process. Every rank must call the same collectives in the same order with tensors
+ * of matching dtype and shape. After a failed collective the group is unusable; free it and exit. */
 typedef struct st_store_s* st_store;
 typedef struct st_pg_s* st_pg;
 enum { ST_DIST_GLOO = 1, ST_DIST_NCCL = 2 };
 int st_dist_backends(void); /* bitmask of the backends this shim was compiled with */
-/* The master (rank 0) listens on host:port (port 0 picks a free one, see st_dist_store_port) and waits
- * until world_size ranks have connected; clients connect to it. Both fail after timeout_ms. */
+/* TCPStore. The master (is_master) listens on every interface at port (0 picks a free one, see
+ * st_dist_store_port) and waits until world_size ranks have connected; clients connect to host:port.
+ * Both fail after timeout_ms. */
 st_err st_dist_store_new(const char* host, int port, int is_master, int world_size, int64_t timeout_ms,
                          st_store* out);
-int st_dist_store_port(st_store s);
+/* FileStore: a store in a file shared by the ranks of one machine (no socket); gets wait up to
+ * timeout_ms. The last of world_size ranks to free it deletes the file. */
+st_err st_dist_file_store_new(const char* path, int world_size, int64_t timeout_ms, st_store* out);
+/* A view of s whose keys are all prefixed by prefix (s must outlive it). */
+st_err st_dist_store_prefix(st_store s, const char* prefix, st_store* out);
+int st_dist_store_port(st_store s); /* a TCPStore's port; -1 for the other kinds */
 void st_dist_store_free(st_store s);
+/* *present = whether key is set (no wait). */
+st_err st_dist_store_check(st_store s, const char* key, int* present);
+/* Atomically sets key to desired if its value is expected ("" = unset); *actual (malloc'd, free with
+ * st_free_err) is the value the key holds afterwards. */
+st_err st_dist_store_compare_set(st_store s, const char* key, const char* expected, const char* desired,
+                                 char** actual);
+/* Makes CUDA device index the calling thread's current device (fails in a CPU-only libtorch). */
+st_err st_dist_cuda_set_device(int index);
 /* backend: "gloo" (CPU tensors) or "nccl" (CUDA tensors on device_index; only when compiled in).
  * gloo_host: the address Gloo binds (e.g. "127.0.0.1"); NULL or "" uses $GLOO_SOCKET_IFNAME, else
  * the address this machine's hostname resolves to. Groups over one store must be created in the same

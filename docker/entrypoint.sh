@@ -2,7 +2,9 @@
 # The container's entrypoint: runs spreadtrain with the container's arguments. With NPROC_PER_NODE > 1
 # (or "auto": one per visible GPU) a `train` command becomes `train --nproc-per-node N`, which starts
 # one worker process per GPU on this node. Multi-node jobs instead run one container per GPU with
-# torchrun's variables (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) set: see docker/k8s-job.yaml.
+# torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) set: see
+# docker/k8s-job.yaml. `exec` makes spreadtrain PID 1: it gets docker stop's SIGTERM, forwards it to
+# its workers, and they stop after an agreed step with a checkpoint.
 set -euo pipefail
 bin=${SPREADTRAIN_BIN:-/opt/spreadtrain/bin/spreadtrain}
 nproc=${NPROC_PER_NODE:-1}

@@ -117,10 +117,19 @@ func trainCommand() *cli.Command {
 					changed = true
 				}
 			}
-			if c.Bool("resume") && (changed || c.IsSet("config")) {
+			resume := c.Bool("resume")
+			restarted, err := elasticResume(c.String("out"))
+			if err != nil {
+				return err
+			}
+			if resume && !restarted && (changed || c.IsSet("config")) {
 				return badInput("--resume continues a run with its saved configuration; drop the other flags (or start a new run with another --out)")
 			}
-			if err := cfg.Normalized().Validate(); err != nil && !c.Bool("resume") {
+			if restarted {
+				log.Infof("restarted by torchrun (TORCHELASTIC_RESTART_COUNT=%s): resuming from the run's last checkpoint", os.Getenv("TORCHELASTIC_RESTART_COUNT"))
+			}
+			resume = resume || restarted // torchrun repeats the command line; the saved configuration wins
+			if err := cfg.Normalized().Validate(); err != nil && !resume {
 				return usageError{err}
 			}
 			if n := c.Int("nproc-per-node"); n > 1 && os.Getenv("WORLD_SIZE") == "" {
@@ -131,7 +140,7 @@ func trainCommand() *cli.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			opts := train.Options{Config: cfg, RunDir: c.String("out"), DataRoot: c.String("data-root"),
-				Resume: c.Bool("resume"), Log: log}
+				Resume: resume, Log: log}
 			group, err := joinGroup(cfg, opts, c.Duration("dist-timeout"))
 			if err != nil {
 				return err
@@ -175,7 +184,12 @@ func launchWorkers(n int) error {
 		}
 		args = append(args, a)
 	}
-	return dist.Spawn(n, args, nil)
+	err := dist.Spawn(n, args, nil)
+	var se *dist.SignalError
+	if errors.As(err, &se) {
+		return fmt.Errorf("stopped by %v: the workers wrote a checkpoint; continue with: spreadtrain train --out <run folder> --resume", se.Signal)
+	}
+	return err
 }
 
 // joinGroup joins the data-parallel job the environment describes (nil for a single process).

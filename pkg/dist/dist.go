@@ -1,7 +1,8 @@
 // Package dist is spreadtrain's data-parallel runtime: one process per device, a c10d process group
-// (Gloo for CPU tensors, NCCL for CUDA tensors) met through a TCPStore rendezvous, configured by the
-// variables torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT). Spawn is a local
-// launcher that sets them.
+// (Gloo for CPU tensors, NCCL for CUDA tensors) met through a rendezvous store, configured by the
+// variables torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT, ...). Spawn is a
+// local launcher that sets them; its workers meet through a FileStore and talk over the loopback
+// interface only.
 //
 // A training step with a contrastive loss over the global batch:
 //
@@ -19,8 +20,9 @@
 // With every rank holding the same number of anchors (each with a positive), this reproduces the
 // single-process step on the global batch exactly (up to float rounding): see AllGatherWithGrad.
 //
-// Failures: every collective waits at most the timeout and returns an error when a peer died or
-// stalled; the group is unusable afterwards, and the process should exit. loss.Backward() runs the
+// Failures: every Gloo collective waits at most the timeout and returns an error when a peer died or
+// stalled; the group is unusable afterwards, and the process should exit. NCCL collectives do not
+// wait on the host: NCCL's watchdog aborts the process when one takes longer than the timeout. loss.Backward() runs the
 // all-gather's backward all-reduce, so a failure there surfaces as a *torch.Error panic from
 // Backward (recover it with torch.Catch).
 package dist
@@ -42,18 +44,40 @@ const DefaultTimeout = 5 * time.Minute
 // DefaultBucketBytes is the all-reduce bucket size (PyTorch DDP's default, 25 MiB).
 const DefaultBucketBytes = 25 << 20
 
-// Env is the process's place in the job, as torchrun describes it.
+// Env is the process's place in the job, as torchrun (or Spawn) describes it.
 type Env struct {
 	Rank, WorldSize, LocalRank int
 	MasterAddr                 string
 	MasterPort                 int
+	// LocalWorldSize is the number of processes on this machine (LOCAL_WORLD_SIZE; 0 when unset);
+	// GroupRank is this machine's index among the job's machines (GROUP_RANK), RoleRank the rank
+	// among the processes of this role (ROLE_RANK; spreadtrain runs a single role).
+	LocalWorldSize, GroupRank, RoleRank int
+	// AgentStore: torchrun's agent hosts the store at MasterAddr:MasterPort
+	// (TORCHELASTIC_USE_AGENT_STORE=True); every rank connects to it as a client.
+	AgentStore bool
+	// RestartCount is how often torchrun restarted the workers (TORCHELASTIC_RESTART_COUNT); RunID
+	// names the job (TORCHELASTIC_RUN_ID).
+	RestartCount int
+	RunID        string
+	// StoreFile: Spawn's single-machine rendezvous, a FileStore in a private folder
+	// (SPREADTRAIN_STORE_FILE), so that the store opens no socket.
+	StoreFile string
 }
+
+// StoreFileVar names the FileStore path Spawn hands its workers.
+const StoreFileVar = "SPREADTRAIN_STORE_FILE"
 
 // Distributed reports whether the job has more than one process.
 func (e Env) Distributed() bool { return e.WorldSize > 1 }
 
-// ReadEnv parses RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT. WORLD_SIZE unset or 1 is
-// a single process (the rest may be absent). LOCAL_RANK defaults to RANK (right on one node).
+// Restarted reports whether torchrun restarted the workers of this job at least once.
+func (e Env) Restarted() bool { return e.RestartCount > 0 }
+
+// ReadEnv parses RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK, ROLE_RANK, MASTER_ADDR,
+// MASTER_PORT, torchrun's TORCHELASTIC_* and Spawn's SPREADTRAIN_STORE_FILE. WORLD_SIZE unset or 1 is
+// a single process (the rest may be absent). LOCAL_RANK may be left out only where the job is
+// visibly on one machine (it then equals RANK); on several machines it is required.
 func ReadEnv() (Env, error) { return parseEnv(os.LookupEnv) }
 
 func parseEnv(lookup func(string) (string, bool)) (Env, error) {
@@ -82,16 +106,48 @@ func parseEnv(lookup func(string) (string, bool)) (Env, error) {
 	if e.Rank >= e.WorldSize {
 		return Env{}, fmt.Errorf("dist: RANK=%d is not below WORLD_SIZE=%d", e.Rank, e.WorldSize)
 	}
+	if e.LocalWorldSize, _, err = num("LOCAL_WORLD_SIZE", 1); err != nil {
+		return Env{}, err
+	}
+	if e.GroupRank, _, err = num("GROUP_RANK", 0); err != nil {
+		return Env{}, err
+	}
+	if e.RoleRank, _, err = num("ROLE_RANK", 0); err != nil {
+		return Env{}, err
+	}
+	if e.RestartCount, _, err = num("TORCHELASTIC_RESTART_COUNT", 0); err != nil {
+		return Env{}, err
+	}
+	run, _ := lookup("TORCHELASTIC_RUN_ID")
+	e.RunID = strings.TrimSpace(run)
+	agent, _ := lookup("TORCHELASTIC_USE_AGENT_STORE")
+	e.AgentStore = agent == "True" // torchrun writes Python's str(True)
+	file, _ := lookup(StoreFileVar)
+	e.StoreFile = strings.TrimSpace(file)
 	if e.LocalRank, ok, err = num("LOCAL_RANK", 0); err != nil {
 		return Env{}, err
 	} else if !ok {
+		// RANK is the local rank only on one machine; a CUDA device picked from RANK on the second
+		// machine would not exist (or be another process's)
+		if (e.LocalWorldSize > 0 && e.LocalWorldSize < e.WorldSize) || e.GroupRank > 0 {
+			return Env{}, fmt.Errorf("dist: LOCAL_RANK is not set on a job of several machines (WORLD_SIZE=%d, LOCAL_WORLD_SIZE=%d, GROUP_RANK=%d): "+
+				"set it to this process's index on its machine (torchrun sets it; under Slurm use LOCAL_RANK=$SLURM_LOCALID)",
+				e.WorldSize, e.LocalWorldSize, e.GroupRank)
+		}
 		e.LocalRank = e.Rank
+	}
+	if e.LocalWorldSize > 0 && e.LocalRank >= e.LocalWorldSize {
+		return Env{}, fmt.Errorf("dist: LOCAL_RANK=%d is not below LOCAL_WORLD_SIZE=%d", e.LocalRank, e.LocalWorldSize)
 	}
 	if !e.Distributed() {
 		return e, nil
 	}
 	addr, _ := lookup("MASTER_ADDR")
-	if e.MasterAddr = strings.TrimSpace(addr); e.MasterAddr == "" {
+	e.MasterAddr = strings.TrimSpace(addr)
+	if e.StoreFile != "" { // Spawn's single-machine job: no TCP rendezvous
+		return e, nil
+	}
+	if e.MasterAddr == "" {
 		return Env{}, fmt.Errorf("dist: WORLD_SIZE=%d but MASTER_ADDR is not set (the address of rank 0's host)", e.WorldSize)
 	}
 	if e.MasterPort, ok, err = num("MASTER_PORT", 1); err != nil {
@@ -135,10 +191,11 @@ func WithGlooHost(h string) Option { return func(o *Options) { o.GlooHost = h } 
 // Group is this process's membership in the job. With one process it exists too, and every
 // collective is the identity, so the trainer has a single code path.
 type Group struct {
-	env   Env
-	opts  Options
-	store *torch.Store
-	pg    *torch.ProcessGroup
+	env    Env
+	opts   Options
+	store  *torch.Store
+	pg     *torch.ProcessGroup
+	stopAt int // the agreed stop step (StopAt); -1 until one is known
 }
 
 // InitFromEnv reads torchrun's variables and, for more than one process, joins the group (rank 0
@@ -172,7 +229,7 @@ func Init(env Env, opts ...Option) (*Group, error) {
 	if o.Backend != "gloo" && o.Backend != "nccl" {
 		return nil, fmt.Errorf("dist: backend %q: want gloo or nccl", o.Backend)
 	}
-	g := &Group{env: env, opts: o}
+	g := &Group{env: env, opts: o, stopAt: -1}
 	if !env.Distributed() {
 		return g, nil
 	}
@@ -180,13 +237,13 @@ func Init(env Env, opts ...Option) (*Group, error) {
 		return nil, fmt.Errorf("dist: the %s backend is not in this shim (libtorch %s has %v); rebuild with make shim against a libtorch that has it",
 			o.Backend, torch.Version(), torch.DistBackends())
 	}
-	if o.GlooHost == "" && o.Backend == "gloo" && isLoopback(env.MasterAddr) {
+	if o.GlooHost == "" && o.Backend == "gloo" && (env.StoreFile != "" || isLoopback(env.MasterAddr)) {
 		o.GlooHost = "127.0.0.1"
 		g.opts.GlooHost = o.GlooHost
 	}
-	store, err := torch.NewTCPStore(env.MasterAddr, env.MasterPort, env.Rank == 0, env.WorldSize, o.Timeout)
+	store, err := rendezvous(env, o.Timeout)
 	if err != nil {
-		return nil, fmt.Errorf("dist: rank %d: rendezvous at %s:%d: %w", env.Rank, env.MasterAddr, env.MasterPort, err)
+		return nil, fmt.Errorf("dist: rank %d: %w", env.Rank, err)
 	}
 	pg, err := torch.NewProcessGroup(store, o.Backend, env.Rank, env.WorldSize, o.Timeout, o.GlooHost, o.Device.Index)
 	if err != nil {
@@ -195,6 +252,79 @@ func Init(env Env, opts ...Option) (*Group, error) {
 	}
 	g.store, g.pg = store, pg
 	return g, nil
+}
+
+// rendezvous opens the store the ranks meet through: Spawn's FileStore on one machine; under torchrun
+// the agent's TCPStore, with the key prefix torch.distributed's env:// rendezvous uses
+// ("/worker/attempt_<restart count>", so that a restarted job never reads its last attempt's keys);
+// otherwise a TCPStore hosted by rank 0 at MASTER_ADDR:MASTER_PORT.
+func rendezvous(env Env, timeout time.Duration) (*torch.Store, error) {
+	switch {
+	case env.StoreFile != "":
+		s, err := torch.NewFileStore(env.StoreFile, env.WorldSize, timeout)
+		if err != nil {
+			return nil, fmt.Errorf("rendezvous in %s: %w", env.StoreFile, err)
+		}
+		return s, nil
+	case env.AgentStore:
+		agent, err := torch.NewTCPStore(env.MasterAddr, env.MasterPort, false, env.WorldSize, timeout)
+		if err != nil {
+			return nil, fmt.Errorf("rendezvous at torchrun's agent store %s:%d: %w", env.MasterAddr, env.MasterPort, err)
+		}
+		s, err := agent.Prefixed(fmt.Sprintf("/worker/attempt_%d", env.RestartCount))
+		if err != nil {
+			agent.Close()
+			return nil, err
+		}
+		return s, nil
+	default:
+		s, err := torch.NewTCPStore(env.MasterAddr, env.MasterPort, env.Rank == 0, env.WorldSize, timeout)
+		if err != nil {
+			return nil, fmt.Errorf("rendezvous at %s:%d: %w", env.MasterAddr, env.MasterPort, err)
+		}
+		return s, nil
+	}
+}
+
+// stopKey holds the step count at which every rank stops (see StopAt).
+const stopKey = "spreadtrain/stop_at"
+
+// StopAt tells a training loop, called at the top of every step with the steps it has completed and
+// whether this process was asked to stop (a signal), whether to stop now. Ranks signalled at slightly
+// different moments must still stop after the same step, or one would wait in a collective for a
+// peer that has left: the first rank asked proposes completed+1 in the store (compare-and-set, so the
+// first proposal wins) and every rank reads the key once per step. A rank is never more than one step
+// ahead of another (the collectives of each step hold it back), so completed+1 is still ahead of all.
+// With one process it returns stop.
+func (g *Group) StopAt(completed int, stop bool) (bool, error) {
+	if !g.Distributed() || g.store == nil {
+		return stop, nil
+	}
+	if g.stopAt < 0 {
+		var val string
+		if stop {
+			v, err := g.store.CompareSet(stopKey, "", strconv.Itoa(completed+1))
+			if err != nil {
+				return false, fmt.Errorf("dist: rank %d: proposing to stop: %w", g.env.Rank, err)
+			}
+			val = v
+		} else if set, err := g.store.Check(stopKey); err != nil {
+			return false, fmt.Errorf("dist: rank %d: checking for a stop: %w", g.env.Rank, err)
+		} else if set {
+			// a read: an expected value no proposal writes leaves the key as it is
+			if val, err = g.store.CompareSet(stopKey, "-", "-"); err != nil {
+				return false, fmt.Errorf("dist: rank %d: reading the stop step: %w", g.env.Rank, err)
+			}
+		}
+		if val != "" {
+			n, err := strconv.Atoi(val)
+			if err != nil {
+				return false, fmt.Errorf("dist: rank %d: the store's %s holds %q, not a step", g.env.Rank, stopKey, val)
+			}
+			g.stopAt = n
+		}
+	}
+	return g.stopAt >= 0 && completed >= g.stopAt, nil
 }
 
 func hasBackend(name string) bool {

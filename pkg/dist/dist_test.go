@@ -36,6 +36,7 @@ var workers = map[string]func(g *Group) error{
 	"train":       workerTrain,
 	"fault":       workerFault,
 	"exit7":       workerExit7,
+	"sockets":     workerSockets,
 }
 
 func TestMain(m *testing.M) {
@@ -606,5 +607,45 @@ func TestSpawnPrefixesOutput(t *testing.T) {
 	w.Flush()
 	if got, want := out.String(), "[rank 1] a\n[rank 1] bc\n[rank 1] \n[rank 1] d\n"; got != want {
 		t.Fatalf("prefixed output %q, want %q", got, want)
+	}
+}
+
+// torchrun's full environment (local_elastic_agent.py), Spawn's FileStore, and LOCAL_RANK on several
+// machines.
+func TestParseEnvTorchrunAndNodes(t *testing.T) {
+	env := func(kv ...string) func(string) (string, bool) {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	e, err := parseEnv(env("RANK", "5", "LOCAL_RANK", "1", "GROUP_RANK", "1", "ROLE_RANK", "5", "LOCAL_WORLD_SIZE", "4",
+		"WORLD_SIZE", "8", "MASTER_ADDR", "node0", "MASTER_PORT", "29400", "TORCHELASTIC_RESTART_COUNT", "2",
+		"TORCHELASTIC_RUN_ID", "job7", "TORCHELASTIC_USE_AGENT_STORE", "True"))
+	want := Env{Rank: 5, WorldSize: 8, LocalRank: 1, MasterAddr: "node0", MasterPort: 29400, LocalWorldSize: 4,
+		GroupRank: 1, RoleRank: 5, AgentStore: true, RestartCount: 2, RunID: "job7"}
+	if err != nil || e != want || !e.Restarted() {
+		t.Fatalf("torchrun environment: %+v, %v; want %+v", e, err, want)
+	}
+	if e, _ := parseEnv(env("WORLD_SIZE", "2", "MASTER_ADDR", "h", "MASTER_PORT", "1", "TORCHELASTIC_USE_AGENT_STORE", "False")); e.AgentStore {
+		t.Fatal("TORCHELASTIC_USE_AGENT_STORE=False read as true")
+	}
+	// Spawn's workers need no MASTER_PORT: their store is a file
+	e, err = parseEnv(env("RANK", "1", "WORLD_SIZE", "2", "LOCAL_WORLD_SIZE", "2", "MASTER_ADDR", "127.0.0.1", StoreFileVar, "/tmp/x/store"))
+	if err != nil || e.StoreFile != "/tmp/x/store" || e.LocalRank != 1 {
+		t.Fatalf("Spawn's environment: %+v, %v", e, err)
+	}
+	for _, kv := range [][]string{
+		{"RANK", "5", "WORLD_SIZE", "8", "LOCAL_WORLD_SIZE", "4", "MASTER_ADDR", "h", "MASTER_PORT", "1"},
+		{"RANK", "1", "WORLD_SIZE", "2", "GROUP_RANK", "1", "MASTER_ADDR", "h", "MASTER_PORT", "1"},
+	} {
+		if _, err := parseEnv(env(kv...)); err == nil || !strings.Contains(err.Error(), "LOCAL_RANK is not set") {
+			t.Errorf("%v: error %v, want one asking for LOCAL_RANK", kv, err)
+		}
+	}
+	if _, err := parseEnv(env("RANK", "1", "WORLD_SIZE", "2", "LOCAL_RANK", "2", "LOCAL_WORLD_SIZE", "2", "MASTER_ADDR", "h", "MASTER_PORT", "1")); err == nil ||
+		!strings.Contains(err.Error(), "not below LOCAL_WORLD_SIZE") {
+		t.Errorf("LOCAL_RANK=2 of 2 accepted: %v", err)
 	}
 }

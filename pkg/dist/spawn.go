@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +27,21 @@ type SpawnConfig struct {
 	Stderr  io.Writer     // default os.Stderr
 	Grace   time.Duration // after a failure, SIGTERM the others and SIGKILL them after Grace (default 5s)
 	Timeout time.Duration // 0: none; otherwise every worker is stopped after this long
+	// ForwardSignals: a SIGTERM or SIGINT to the launcher is passed on to every worker, which then
+	// stops at an agreed step after writing a checkpoint; the launcher waits for all of them (no
+	// SIGKILL) and returns a *SignalError.
+	ForwardSignals bool
+}
+
+// SignalError reports a launch that ended because the launcher was asked to stop; the workers got
+// the signal and exited on their own.
+type SignalError struct {
+	Signal os.Signal
+	Failed []string // workers that exited non-zero ("rank 1: exit status 1"), as stopping workers do
+}
+
+func (e *SignalError) Error() string {
+	return fmt.Sprintf("dist: spawn: got %v and passed it on to the workers, which stopped", e.Signal)
 }
 
 // WorkerError reports the worker whose failure ended the launch.
@@ -39,10 +56,13 @@ func (e *WorkerError) Error() string {
 }
 
 // Spawn runs the current binary nproc times with torchrun's variables set (RANK, LOCAL_RANK,
-// WORLD_SIZE, MASTER_ADDR=127.0.0.1, MASTER_PORT=a free port) and waits for all of them. When a
-// worker exits non-zero the others are stopped, and the error names that worker's rank and status.
+// WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR=127.0.0.1) and waits for all of them. The workers meet
+// through a FileStore in a private temporary folder and talk over the loopback interface only
+// (Gloo binds 127.0.0.1; NCCL_SOCKET_IFNAME=lo unless set), so a single-machine job opens no socket
+// another machine could reach. When a worker exits non-zero the others are stopped, and the error
+// names that worker's rank and status. SIGTERM and SIGINT are forwarded to the workers.
 func Spawn(nproc int, args []string, env []string) error {
-	return SpawnWith(context.Background(), SpawnConfig{NProc: nproc, Args: args, Env: env})
+	return SpawnWith(context.Background(), SpawnConfig{NProc: nproc, Args: args, Env: env, ForwardSignals: true})
 }
 
 // SpawnWith is Spawn with every option; cancelling ctx stops the workers.
@@ -71,12 +91,22 @@ func SpawnWith(ctx context.Context, c SpawnConfig) error {
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
 		defer cancel()
 	}
-	port, err := FreePort()
+	storeDir, err := os.MkdirTemp("", "spreadtrain-rendezvous-") // mode 0700: this user's only
 	if err != nil {
-		return fmt.Errorf("dist: spawn: %w", err)
+		return fmt.Errorf("dist: spawn: a folder for the rendezvous store: %w", err)
 	}
-	base := withoutKeys(os.Environ(), "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+	defer os.RemoveAll(storeDir)
+	base := withoutKeys(os.Environ(), launchKeys...)
+	if _, set := os.LookupEnv("NCCL_SOCKET_IFNAME"); !set {
+		base = append(base, "NCCL_SOCKET_IFNAME=lo") // NCCL's bootstrap and transport on loopback
+	}
 	base = append(base, c.Env...)
+	var sigs chan os.Signal
+	if c.ForwardSignals {
+		sigs = make(chan os.Signal, 2)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+		defer signal.Stop(sigs)
+	}
 
 	var outMu sync.Mutex // one line at a time on the shared writers
 	type result struct {
@@ -92,7 +122,7 @@ func SpawnWith(ctx context.Context, c SpawnConfig) error {
 		cmd := exec.Command(c.Program, c.Args...)
 		cmd.Env = append(append([]string(nil), base...),
 			"RANK="+strconv.Itoa(r), "LOCAL_RANK="+strconv.Itoa(r), "WORLD_SIZE="+strconv.Itoa(c.NProc),
-			"LOCAL_WORLD_SIZE="+strconv.Itoa(c.NProc), "MASTER_ADDR=127.0.0.1", "MASTER_PORT="+strconv.Itoa(port))
+			"LOCAL_WORLD_SIZE="+strconv.Itoa(c.NProc), "MASTER_ADDR=127.0.0.1", StoreFileVar+"="+filepath.Join(storeDir, "store"))
 		prefix := fmt.Sprintf("[rank %d] ", r)
 		ow := &prefixWriter{prefix: prefix, w: c.Stdout, mu: &outMu}
 		ew := &prefixWriter{prefix: prefix, w: c.Stderr, mu: &outMu}
@@ -138,12 +168,25 @@ func SpawnWith(ctx context.Context, c SpawnConfig) error {
 		stop()
 	}
 	ctxDone := ctx.Done()
+	var signalled *SignalError
 	for remaining := started; remaining > 0; {
 		select {
+		case sig := <-sigs:
+			if signalled == nil {
+				signalled = &SignalError{Signal: sig}
+			}
+			for r, cmd := range cmds {
+				if cmd != nil && !exited[r] {
+					_ = cmd.Process.Signal(sig)
+				}
+			}
 		case res := <-done:
 			remaining--
 			exited[res.rank] = true
-			if res.err != nil && first == nil {
+			if res.err != nil && signalled != nil {
+				// stopping workers exit non-zero; each stops on its own, after the agreed step
+				signalled.Failed = append(signalled.Failed, fmt.Sprintf("rank %d: %v", res.rank, res.err))
+			} else if res.err != nil && first == nil {
 				first = &WorkerError{Rank: res.rank, Pid: res.pid, Status: res.err.Error()}
 				stop()
 			}
@@ -165,8 +208,17 @@ func SpawnWith(ctx context.Context, c SpawnConfig) error {
 	for _, w := range writers {
 		w.Flush()
 	}
+	if first == nil && signalled != nil {
+		return signalled
+	}
 	return first
 }
+
+// launchKeys are the variables a launcher sets for its workers; Spawn drops inherited ones (a launch
+// inside a torchrun job must not inherit the outer job's place).
+var launchKeys = []string{"RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
+	"MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_USE_AGENT_STORE", "TORCHELASTIC_RESTART_COUNT", "TORCHELASTIC_RUN_ID",
+	StoreFileVar}
 
 // FreePort asks the kernel for a free TCP port on the loopback interface.
 func FreePort() (int, error) {

@@ -38,8 +38,12 @@ func DistBackends() []string {
 	return out
 }
 
-// Store is a c10d TCPStore: the rendezvous the ranks of a process group meet through.
-type Store struct{ h C.st_store }
+// Store is a c10d store (TCPStore, FileStore or a prefixed view of one): the rendezvous the ranks of
+// a process group meet through.
+type Store struct {
+	h    C.st_store
+	base *Store // a prefixed view keeps the store it wraps alive
+}
 
 // NewTCPStore starts the store on the master (which waits for world ranks to connect) or connects a
 // client to it; both give up after timeout. Port 0 on the master picks a free port (see Port).
@@ -55,15 +59,74 @@ func NewTCPStore(host string, port int, master bool, world int, timeout time.Dur
 	return s, nil
 }
 
-// Port is the port the store listens on (or connected to).
+// NewFileStore opens a store kept in the file at path, shared by the world ranks of one machine
+// (no socket); waits for keys give up after timeout. The last rank to close it deletes the file.
+func NewFileStore(path string, world int, timeout time.Duration) (*Store, error) {
+	cp := C.CString(path)
+	defer C.free(unsafe.Pointer(cp))
+	var h C.st_store
+	if err := distErr(C.st_dist_file_store_new(cp, C.int(world), C.int64_t(timeout.Milliseconds()), &h), "file_store"); err != nil {
+		return nil, err
+	}
+	s := &Store{h: h}
+	runtime.SetFinalizer(s, (*Store).Close)
+	return s, nil
+}
+
+// Prefixed is a view of s whose keys all start with prefix. The view owns s: closing it closes s.
+func (s *Store) Prefixed(prefix string) (*Store, error) {
+	cp := C.CString(prefix)
+	defer C.free(unsafe.Pointer(cp))
+	var h C.st_store
+	if err := distErr(C.st_dist_store_prefix(s.h, cp, &h), "prefix_store"); err != nil {
+		return nil, err
+	}
+	p := &Store{h: h, base: s}
+	runtime.SetFinalizer(p, (*Store).Close)
+	return p, nil
+}
+
+// Port is the port a TCPStore listens on (or connected to); -1 for the other kinds.
 func (s *Store) Port() int { return int(C.st_dist_store_port(s.h)) }
 
-// Close releases the store (the master stops serving).
+// Check reports whether key is set, without waiting.
+func (s *Store) Check(key string) (bool, error) {
+	ck := C.CString(key)
+	defer C.free(unsafe.Pointer(ck))
+	var present C.int
+	err := distErr(C.st_dist_store_check(s.h, ck, &present), "store check")
+	return present != 0, err
+}
+
+// CompareSet sets key to desired if it holds expected ("" = unset), atomically, and returns the
+// value the key holds afterwards.
+func (s *Store) CompareSet(key, expected, desired string) (string, error) {
+	ck, ce, cd := C.CString(key), C.CString(expected), C.CString(desired)
+	defer C.free(unsafe.Pointer(ck))
+	defer C.free(unsafe.Pointer(ce))
+	defer C.free(unsafe.Pointer(cd))
+	var out *C.char
+	if err := distErr(C.st_dist_store_compare_set(s.h, ck, ce, cd, &out), "store compare_set"); err != nil {
+		return "", err
+	}
+	v := C.GoString(out)
+	C.st_free_err(out)
+	return v, nil
+}
+
+// Close releases the store (a TCPStore master stops serving), and the store a prefixed view wraps.
 func (s *Store) Close() {
 	if s != nil && s.h != nil {
 		C.st_dist_store_free(s.h)
 		s.h = nil
+		s.base.Close()
 	}
+}
+
+// SetCUDADevice makes CUDA device index the current device of the calling OS thread (the one a
+// locked training goroutine runs on), so that nothing lands on GPU 0 by default.
+func SetCUDADevice(index int) error {
+	return distErr(C.st_dist_cuda_set_device(C.int(index)), "cuda set_device")
 }
 
 // ProcessGroup is a c10d Gloo or NCCL process group. Its collectives block until done, failing

@@ -75,6 +75,10 @@ func (p *pipeline) setState(raw []byte) error {
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return fmt.Errorf("loader state: %w", err)
 	}
+	// the checkpoint holds rank 0's sampler; every rank continues with its own shard of the same
+	// global batches, which also re-shards a run restarted with another number of processes
+	mine := p.loader.State()
+	st.Rank, st.World, st.BatchSize = mine.Rank, mine.World, mine.BatchSize
 	return p.loader.Restore(st)
 }
 

@@ -93,6 +93,10 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 	}
 	if dev.Type == torch.CUDADevice && opts.Group != nil {
 		dev = torch.CUDA(opts.Group.LocalRank()) // one GPU per process
+		// the current device of this (locked) thread, so that nothing lands on GPU 0 by default
+		if err := torch.SetCUDADevice(dev.Index); err != nil {
+			return res, err
+		}
 	}
 	// every rank draws its own augmentations; the weights come from rank 0 (broadcast below)
 	torch.ManualSeed(cfg.Train.Seed + uint64(rank)*1_000_003)
@@ -282,7 +286,9 @@ func (l *loop) run(ctx context.Context) error {
 		}
 		l.acc, l.intervalStart = newAccumulator(), time.Now()
 		for {
-			if err := ctx.Err(); err != nil {
+			if stop, err := l.stopNow(ctx); err != nil {
+				return err
+			} else if stop {
 				if cerr := l.checkpoint(); cerr != nil {
 					return fmt.Errorf("%w; the checkpoint could not be written either: %v", ErrInterrupted, cerr)
 				}
@@ -499,6 +505,15 @@ func (l *loop) gather(z, labels *torch.Tensor) (*torch.Tensor, *torch.Tensor, in
 		panic(&torch.Error{Op: "all-gather", Msg: err.Error()})
 	}
 	return gz, gy, int64(l.rank) * z.Size(0)
+}
+
+// stopNow reports whether the run was asked to stop (ctx cancelled by a signal). Data-parallel ranks
+// agree on the step to stop after, so that none waits in a collective for a peer that has left.
+func (l *loop) stopNow(ctx context.Context) (bool, error) {
+	if l.group == nil {
+		return ctx.Err() != nil, nil
+	}
+	return l.group.StopAt(l.pos.Step, ctx.Err() != nil)
 }
 
 func barrier(g *dist.Group) error {
