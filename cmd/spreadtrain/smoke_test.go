@@ -160,7 +160,11 @@ func TestCLISmoke(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &a); err != nil {
 		t.Fatalf("analyze printed no JSON object: %v\n%s", err, stdout)
 	}
-	for _, k := range []string{"supcon", "cnce", "spread", "simclr"} {
+	// one view: SupCon is defined (positives are the other samples of the class), the rest need two
+	if v, ok := a["supcon"].(float64); !ok || !(v > 0) {
+		t.Errorf("analyze of one view: supcon = %v, want a positive number", a["supcon"])
+	}
+	for _, k := range []string{"cnce", "spread", "simclr"} {
 		if v, ok := a[k]; !ok || v != nil {
 			t.Errorf("analyze of one view: %s = %v, want null", k, v)
 		}

@@ -161,8 +161,7 @@ func clusterClass(xc *torch.Tensor, cfg ClusterConfig, seed int64) (ClassCluster
 	rng := rand.New(rand.NewSource(seed))
 	sidx := subsample(n, cfg.SilhouetteSample, rng)
 	// the subsample is the same for every k: its distance matrix is computed once
-	xsil := xc.IndexSelect(0, longOn(toInt64(sidx), xc.Device())).To(torch.Float64)
-	dsil := torch.CDist(xsil, xsil)
+	sil := newSilhouetteDistances(xc.IndexSelect(0, longOn(toInt64(sidx), xc.Device())))
 	xfit := xc
 	if fidx := subsample(n, cfg.FitSample, rng); len(fidx) < n {
 		xfit = xc.IndexSelect(0, longOn(toInt64(fidx), xc.Device()))
@@ -193,7 +192,7 @@ func clusterClass(xc *torch.Tensor, cfg ClusterConfig, seed int64) (ClassCluster
 				score = -1 // a degenerate clustering (all one cluster on the sample)
 				return
 			}
-			score, err = silhouetteDist(dsil, sl)
+			score, err = sil.score(sl)
 		})
 		if err != nil {
 			return cc, nil, err

@@ -40,12 +40,15 @@ func ParseDenominator(s string) (Denominator, error) {
 // Views are the embeddings a loss compares: candidates Z [N, V, D] (raw; the losses L2-normalise
 // them) with labels [N], of which rows [AnchorStart, AnchorStart+AnchorCount) are the anchors.
 // AnchorCount 0 means every row. In data-parallel training Z is the all-gathered global batch and
-// the anchors are this process's rows.
+// the anchors are this process's rows. Path picks the dense or the blockwise computation (same
+// values and gradients); BlockRows sets the blockwise path's anchor rows per block (0: automatic).
 type Views struct {
 	Z           *torch.Tensor
 	Labels      *torch.Tensor
 	AnchorStart int64
 	AnchorCount int64
+	Path        Path
+	BlockRows   int64
 }
 
 // masked entries get this instead of -inf, so that rows with nothing to sum have finite gradients
@@ -113,13 +116,18 @@ type pairs struct {
 	sameSample *torch.Tensor // bool: same sample, other view
 }
 
-func newPairs(v Views, tau float64) pairs {
+// checkLossInputs panics with a typed error on bad shapes or temperature (programmer errors).
+func checkLossInputs(v Views, tau float64) {
 	if err := v.checkShapes(); err != nil {
 		panic(&torch.Error{Op: "contrastive loss", Msg: err.Error()})
 	}
 	if !(tau > 0) || math.IsInf(tau, 0) {
 		panic(&torch.Error{Op: "contrastive loss", Msg: fmt.Sprintf("temperature %v must be a positive number", tau)})
 	}
+}
+
+func newPairs(v Views, tau float64) pairs {
+	checkLossInputs(v, tau)
 	n, nv, d := v.Z.Size(0), v.Z.Size(1), v.Z.Size(2)
 	start, count := v.anchors()
 	dev := v.Z.Device()
@@ -189,33 +197,56 @@ func (p pairs) simclr() *torch.Tensor { return infoNCE(p.s, p.sameSample, p.notS
 
 // SupCon is the supervised contrastive loss.
 func SupCon(v Views, tau float64, denom Denominator) *torch.Tensor {
+	if v.useBlockwise() {
+		return blockwiseLosses(v, tau, denom, wanted{supcon: true}).supcon
+	}
 	return newPairs(v, tau).supcon(denom)
 }
 
 // CNCE is the class-conditional InfoNCE term: positives are the anchor's other views, and the
 // denominator holds only items of the anchor's class.
-func CNCE(v Views, tau float64) *torch.Tensor { return newPairs(v, tau).cnce() }
+func CNCE(v Views, tau float64) *torch.Tensor {
+	if v.useBlockwise() {
+		return blockwiseLosses(v, tau, DenomAll, wanted{cnce: true}).cnce
+	}
+	return newPairs(v, tau).cnce()
+}
 
 // SimCLR is the self-supervised NT-Xent loss (labels ignored).
-func SimCLR(v Views, tau float64) *torch.Tensor { return newPairs(v, tau).simclr() }
+func SimCLR(v Views, tau float64) *torch.Tensor {
+	if v.useBlockwise() {
+		return blockwiseLosses(v, tau, DenomAll, wanted{simclr: true}).simclr
+	}
+	return newPairs(v, tau).simclr()
+}
 
 // Spread is L_spread = alpha * SupCon + (1 - alpha) * cNCE, sharing one similarity matrix.
 func Spread(v Views, tau, alpha float64, denom Denominator) *torch.Tensor {
 	if alpha < 0 || alpha > 1 {
 		panic(&torch.Error{Op: "spread", Msg: fmt.Sprintf("alpha %v must be in [0, 1]", alpha)})
 	}
-	p := newPairs(v, tau)
 	switch alpha {
 	case 1:
-		return p.supcon(denom)
+		return SupCon(v, tau, denom)
 	case 0:
-		return p.cnce()
+		return CNCE(v, tau)
 	}
-	return p.supcon(denom).MulScalar(alpha).Add(p.cnce().MulScalar(1 - alpha))
+	sc, cn := Terms(v, tau, denom)
+	return sc.MulScalar(alpha).Add(cn.MulScalar(1 - alpha))
 }
 
 // Terms computes SupCon and cNCE from one similarity matrix (for logging both).
 func Terms(v Views, tau float64, denom Denominator) (supcon, cnce *torch.Tensor) {
+	if v.useBlockwise() {
+		l := blockwiseLosses(v, tau, denom, wanted{supcon: true, cnce: true})
+		return l.supcon, l.cnce
+	}
 	p := newPairs(v, tau)
 	return p.supcon(denom), p.cnce()
+}
+
+// AllTerms computes SupCon, cNCE and SimCLR in one blockwise pass (for analysing saved embeddings).
+func AllTerms(v Views, tau float64, denom Denominator) (supcon, cnce, simclr *torch.Tensor) {
+	l := blockwiseLosses(v, tau, denom, wanted{supcon: true, cnce: true, simclr: true})
+	return l.supcon, l.cnce, l.simclr
 }

@@ -91,13 +91,13 @@ func TestLossesMatchPyTorchReference(t *testing.T) {
 				tol = 1e-4
 			}
 			t.Run(fmt.Sprintf("%s/%v", c.Name, dt), func(t *testing.T) {
-				torch.WithScope(func() { checkCase(t, c, dt, tol) })
+				torch.WithScope(func() { checkCase(t, c, dt, tol, PathDense, 0) })
 			})
 		}
 	}
 }
 
-func checkCase(t *testing.T, c lossCase, dt torch.DType, tol float64) {
+func checkCase(t *testing.T, c lossCase, dt torch.DType, tol float64, path Path, blockRows int64) {
 	z0 := tensorOf(t, loadNpy(t, c.FilePrefix+"_z.npy"), dt)
 	y := tensorOf(t, loadNpy(t, c.FilePrefix+"_y.npy"), torch.Int64)
 	denom, err := ParseDenominator(c.Denominator)
@@ -118,7 +118,7 @@ func checkCase(t *testing.T, c lossCase, dt torch.DType, tol float64) {
 			t.Fatalf("fixture has no %s value", name)
 		}
 		z := z0.Detach().Clone().SetRequiresGrad(true)
-		v := Views{Z: z, Labels: y, AnchorStart: c.AnchorOffset, AnchorCount: c.NumAnchors}
+		v := Views{Z: z, Labels: y, AnchorStart: c.AnchorOffset, AnchorCount: c.NumAnchors, Path: path, BlockRows: blockRows}
 		loss := l.f(v)
 		got := loss.Item()
 		if e := relErr(got, *l.want, 1e-3); e > tol {
