@@ -88,11 +88,26 @@ type Subgroups struct {
 	Pairs   [][2]int64      `json:"-"` // (class, cluster) of each global group id
 	Assign  []int64         `json:"-"` // global group id per row
 	Cluster []int64         `json:"-"` // cluster index within its class per row
-	// Scores against a reference labelling (set by Score)
+	// Scores against a reference labelling (set by Score): the true groups where the data has them,
+	// else the fine labels.
+	ClusterScore
+	// VsFine scores the same clusters against the fine labels when the primary reference is the true
+	// groups and fine labels exist too (coloured MNIST: groups = (class, colour), fine = digit).
+	VsFine *ClusterScore `json:"vs_fine,omitempty"`
+}
+
+// ClusterScore is how well the (class, cluster) groups recover a reference labelling.
+type ClusterScore struct {
+	Reference   string   `json:"reference,omitempty"`     // "groups" or "fine"
 	ARI         *float64 `json:"ari,omitempty"`           // global (class, cluster) ids vs the reference
 	NMI         *float64 `json:"nmi,omitempty"`           //
 	PerClassARI *float64 `json:"per_class_ari,omitempty"` // size-weighted mean of per-class ARI
 	PerClassNMI *float64 `json:"per_class_nmi,omitempty"`
+	// SubgroupAcc is GEORGE's subgroup identification accuracy: each cluster is mapped to the
+	// reference subgroup most of its rows belong to, and this is the share of rows whose cluster maps
+	// to their own subgroup (cluster purity; more clusters can only raise it, so read it with k).
+	SubgroupAcc *float64      `json:"subgroup_acc,omitempty"`
+	perClass    [][2]*float64 // ARI and NMI of each of Subgroups.Classes, in order
 }
 
 // DiscoverSubgroups clusters the rows of each class of d.Labels separately. Classes with fewer than
@@ -354,29 +369,46 @@ func gmmDiag(x, all *torch.Tensor, k int, cfg ClusterConfig, rng *rand.Rand) []i
 	return logp.Argmax(1, false).Int64s()
 }
 
-// Score sets the ARI and NMI of the discovered groups against a reference labelling of the same rows
-// (true groups or fine labels): globally over (class, cluster) ids, and per class (size-weighted mean).
+// Score sets the ARI, NMI and subgroup identification accuracy of the discovered groups against a
+// reference labelling of the same rows (true groups or fine labels), globally over (class, cluster)
+// ids and per class (size-weighted mean; each class's own ARI and NMI go to Classes).
 func (s *Subgroups) Score(truth []int64) error {
-	if s == nil {
-		return fmt.Errorf("eval: score subgroups: nil result")
-	}
-	if len(truth) != len(s.Assign) {
-		return fmt.Errorf("eval: score subgroups: %d reference labels for %d clustered rows", len(truth), len(s.Assign))
-	}
-	ari, err := AdjustedRandIndex(truth, s.Assign)
+	sc, err := s.Against(truth, s.Reference)
 	if err != nil {
 		return err
 	}
+	s.ClusterScore = *sc
+	for ci := range s.Classes {
+		cc := &s.Classes[ci]
+		cc.ARI, cc.NMI = sc.perClass[ci][0], sc.perClass[ci][1]
+	}
+	return nil
+}
+
+// Against scores the discovered groups against a reference labelling (named reference in the
+// result) without changing s.
+func (s *Subgroups) Against(truth []int64, reference string) (*ClusterScore, error) {
+	if s == nil {
+		return nil, fmt.Errorf("eval: score subgroups: nil result")
+	}
+	if len(truth) != len(s.Assign) {
+		return nil, fmt.Errorf("eval: score subgroups: %d reference labels for %d clustered rows", len(truth), len(s.Assign))
+	}
+	sc := &ClusterScore{Reference: reference}
+	ari, err := AdjustedRandIndex(truth, s.Assign)
+	if err != nil {
+		return nil, err
+	}
 	nmi, _ := NormalizedMutualInfo(truth, s.Assign)
-	s.ARI, s.NMI = &ari, &nmi
+	acc := majorityMappingAccuracy(truth, s.Assign)
+	sc.ARI, sc.NMI, sc.SubgroupAcc = &ari, &nmi, &acc
 	rows := map[int64][]int{}
 	for i := range s.Assign {
 		c := s.Pairs[s.Assign[i]][0]
 		rows[c] = append(rows[c], i)
 	}
 	var wa, wn, tot float64
-	for ci := range s.Classes {
-		cc := &s.Classes[ci]
+	for _, cc := range s.Classes {
 		idx := rows[cc.Class]
 		t, p := make([]int64, len(idx)), make([]int64, len(idx))
 		for j, i := range idx {
@@ -384,12 +416,36 @@ func (s *Subgroups) Score(truth []int64) error {
 		}
 		a, _ := AdjustedRandIndex(t, p)
 		m, _ := NormalizedMutualInfo(t, p)
-		cc.ARI, cc.NMI = &a, &m
+		sc.perClass = append(sc.perClass, [2]*float64{&a, &m})
 		wa += a * float64(len(idx))
 		wn += m * float64(len(idx))
 		tot += float64(len(idx))
 	}
 	wa, wn = wa/tot, wn/tot
-	s.PerClassARI, s.PerClassNMI = &wa, &wn
-	return nil
+	sc.PerClassARI, sc.PerClassNMI = &wa, &wn
+	return sc, nil
+}
+
+// majorityMappingAccuracy maps each cluster to its most frequent reference label (ties: the
+// smallest label) and returns the share of rows whose cluster maps to their own label.
+func majorityMappingAccuracy(truth, clusters []int64) float64 {
+	counts := map[int64]map[int64]int{}
+	for i, c := range clusters {
+		if counts[c] == nil {
+			counts[c] = map[int64]int{}
+		}
+		counts[c][truth[i]]++
+	}
+	correct := 0
+	for _, m := range counts {
+		best := 0
+		for _, n := range m {
+			best = max(best, n)
+		}
+		correct += best
+	}
+	if len(truth) == 0 {
+		return 0
+	}
+	return float64(correct) / float64(len(truth))
 }

@@ -117,11 +117,21 @@ func Evaluate(in Inputs, cfg Config) (*Report, error) {
 				return err
 			}
 			r.Subgroups = s
+			// the clusters are meant to find the hidden groups: score them against the true groups
+			// where the data has them, and against the fine labels as well where it has both
 			switch {
-			case in.TrainFine != nil:
-				return s.Score(in.TrainFine)
 			case in.TrainGroups != nil:
-				return s.Score(in.TrainGroups)
+				s.Reference = "groups"
+				if err := s.Score(in.TrainGroups); err != nil {
+					return err
+				}
+				if in.TrainFine != nil {
+					s.VsFine, err = s.Against(in.TrainFine, "fine")
+				}
+				return err
+			case in.TrainFine != nil:
+				s.Reference = "fine"
+				return s.Score(in.TrainFine)
 			}
 			return nil
 		}},
@@ -198,6 +208,17 @@ func optPct(v *float64) string {
 	return pct(*v)
 }
 
+// refName names a cluster score's reference labelling in prose.
+func refName(r string) string {
+	switch r {
+	case "groups":
+		return "true groups"
+	case "fine":
+		return "fine labels"
+	}
+	return "reference labels"
+}
+
 func optF(v *float64) string {
 	if v == nil {
 		return "–"
@@ -240,8 +261,13 @@ func (r *Report) Markdown() string {
 	if sg := r.Subgroups; sg != nil {
 		fmt.Fprintf(&b, "## Subgroups (%s per class)\n\n", sg.Method)
 		if sg.ARI != nil {
-			fmt.Fprintf(&b, "ARI %.4f, NMI %.4f over all (class, cluster) groups; per-class ARI %.4f, NMI %.4f.\n\n",
-				*sg.ARI, *sg.NMI, *sg.PerClassARI, *sg.PerClassNMI)
+			for _, sc := range []*ClusterScore{&sg.ClusterScore, sg.VsFine} {
+				if sc == nil {
+					continue
+				}
+				fmt.Fprintf(&b, "Against the %s: ARI %.4f, NMI %.4f over all (class, cluster) groups; per-class ARI %.4f, NMI %.4f; subgroup identification accuracy %s %%.\n\n",
+					refName(sc.Reference), *sc.ARI, *sc.NMI, *sc.PerClassARI, *sc.PerClassNMI, optPct(sc.SubgroupAcc))
+			}
 		}
 		b.WriteString("| class | n | k | silhouette | sizes | ARI | NMI |\n|---:|---:|---:|---:|---|---:|---:|\n")
 		for _, c := range sg.Classes {
