@@ -119,6 +119,11 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 		return res, err
 	}
 	defer model.Free()
+	if !opts.Resume {
+		if err := loadInit(model.Encoder, cfg.Model); err != nil {
+			return res, err
+		}
+	}
 	if err := torch.Catch(func() { model.ToDevice(dev) }); err != nil {
 		return res, err
 	}
