@@ -88,6 +88,8 @@ type Subgroups struct {
 	Pairs   [][2]int64      `json:"-"` // (class, cluster) of each global group id
 	Assign  []int64         `json:"-"` // global group id per row
 	Cluster []int64         `json:"-"` // cluster index within its class per row
+	centers [][]float32     // mean (clustered) feature of each global group id, for AssignRows
+	raw     bool            // the clusters live in the raw feature space (else L2-normalised)
 	// Scores against a reference labelling (set by Score): the true groups where the data has them,
 	// else the fine labels.
 	ClusterScore
@@ -135,7 +137,7 @@ func DiscoverSubgroups(d Data, cfg ClusterConfig) (*Subgroups, error) {
 			classes = append(classes, c)
 		}
 		sort.Slice(classes, func(i, j int) bool { return classes[i] < classes[j] })
-		res = &Subgroups{Method: cfg.Method, Assign: make([]int64, n), Cluster: make([]int64, n)}
+		res = &Subgroups{Method: cfg.Method, Assign: make([]int64, n), Cluster: make([]int64, n), raw: cfg.RawFeatures}
 		for ci, c := range classes {
 			rows := byClass[c]
 			var cc ClassClusters
@@ -144,6 +146,15 @@ func DiscoverSubgroups(d Data, cfg ClusterConfig) (*Subgroups, error) {
 			torch.WithScope(func() {
 				xc := x.IndexSelect(0, longOn(rows, x.Device()))
 				cc, assign, cerr = clusterClass(xc, cfg, cfg.Seed+int64(ci)*7919)
+				if cerr == nil {
+					// cluster means: [k, n] one-hot over the rows times the rows, over the sizes
+					oh := longOn(assign, x.Device()).OneHot(int64(cc.K)).To(torch.Float32)
+					means := oh.T().MM(xc).Div(oh.SumDims(false, 0).ClampMin(1).Unsqueeze(1)).On(torch.CPU).Contiguous()
+					flat, dim := means.Float32s(), int(xc.Size(1))
+					for k := 0; k < cc.K; k++ {
+						res.centers = append(res.centers, flat[k*dim:(k+1)*dim])
+					}
+				}
 			})
 			if cerr != nil {
 				return fmt.Errorf("class %d: %w", c, cerr)
@@ -162,6 +173,50 @@ func DiscoverSubgroups(d Data, cfg ClusterConfig) (*Subgroups, error) {
 		return nil
 	})
 	return res, err
+}
+
+// AssignRows gives rows outside the clustered set (a validation split) the global group id of the
+// nearest cluster mean of their own class, in the space the clusters were found in. A class the
+// clustering never saw is an error.
+func (s *Subgroups) AssignRows(d Data) ([]int64, error) {
+	var out []int64
+	err := guard("assign rows to subgroups", func() error {
+		n, dim, err := checkData("rows", d)
+		if err != nil {
+			return err
+		}
+		if len(s.centers) != len(s.Pairs) || len(s.centers) == 0 {
+			return fmt.Errorf("the subgroups carry no cluster means (use DiscoverSubgroups' result)")
+		}
+		if int(dim) != len(s.centers[0]) {
+			return fmt.Errorf("rows have %d features, the clusters %d", dim, len(s.centers[0]))
+		}
+		x := floatFeatures(d.X)
+		if !s.raw {
+			x = x.Normalize(2, 1, 1e-12)
+		}
+		flat := make([]float32, 0, len(s.centers)*int(dim))
+		for _, c := range s.centers {
+			flat = append(flat, c...)
+		}
+		cen := torch.FromSlice(flat, int64(len(s.centers)), dim).On(x.Device())
+		dist := sqDist(x, x.Square().SumDims(false, 1), cen).On(torch.CPU).Contiguous().Float32s()
+		out = make([]int64, n)
+		for i, l := range d.Labels {
+			best, bestD := int64(-1), float32(math.Inf(1))
+			for g, p := range s.Pairs {
+				if dd := dist[i*len(s.Pairs)+g]; p[0] == l && dd < bestD {
+					best, bestD = int64(g), dd
+				}
+			}
+			if best < 0 {
+				return fmt.Errorf("row %d: class %d has no clusters (it was not in the clustered set)", i, l)
+			}
+			out[i] = best
+		}
+		return nil
+	})
+	return out, err
 }
 
 // clusterClass picks k by silhouette and returns the clustering of the rows of xc.
