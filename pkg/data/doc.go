@@ -25,5 +25,6 @@
 // Label convention: readers set Fine to the dataset's original class and Coarse to the same value
 // with CoarseNames == FineNames; ApplyLabelMap then replaces Coarse by a coarser hierarchy (CIFAR-10
 // vehicles/animals, CIFAR-100 superclasses, ...). Datasets that come with their own training label
-// (CIFAR-100's coarse byte, a metadata CSV's label column) set Coarse from it directly.
+// (CIFAR-100's coarse byte, a metadata CSV's label column, Waterbirds' y, CelebA's target attribute)
+// set Coarse from it directly; the robustness sets set Group to (label, spurious attribute).
 package data

@@ -12,14 +12,23 @@ import (
 	"strings"
 )
 
-// CSVColumns names the metadata columns. Zero fields take DefaultCSVColumns' names. Path and Label
-// must be in the header; Fine, Group and Split are used when present.
+// CSVColumns names the metadata columns (the `data.columns` section of a csv dataset's config) and
+// says how to read their cells. Zero fields take DefaultCSVColumns' names. Path and Label must be in
+// the header; Fine, Group and Split are used when present.
 type CSVColumns struct {
-	Path  string // image path, relative to the dataset root
-	Label string // training (coarse) label, an integer >= 0
-	Fine  string // fine label, an integer >= 0; empty cell or -1 = unknown
-	Group string // group label, an integer >= 0; empty cell or -1 = unknown
-	Split string // split name, mapped through CSVOptions.SplitValues
+	Path  string `yaml:"path"`       // image path, relative to the dataset root
+	Label string `yaml:"label"`      // training (coarse) label: an integer >= 0, or one of LabelValues
+	Fine  string `yaml:"fine_label"` // fine label, an integer >= 0; empty cell or -1 = unknown
+	Group string `yaml:"group"`      // group label: an integer >= 0 or one of GroupValues; empty or -1 = unknown
+	Split string `yaml:"split"`      // split name, mapped through CSVOptions.SplitValues
+	// LabelValues, when set, are the label column's values in class order (ISIC's "benign",
+	// "malignant"): a cell is its index here, and the values name the classes.
+	LabelValues []string `yaml:"label_values"`
+	// GroupValues likewise for the group column.
+	GroupValues []string `yaml:"group_values"`
+	// ImageExt is appended to a path cell that has no extension (ISIC's isic_id column holds
+	// "ISIC_0000000" for ISIC_0000000.jpg).
+	ImageExt string `yaml:"image_ext"`
 }
 
 // DefaultCSVColumns are the column names used when CSVColumns leaves one empty. Waterbirds'
@@ -47,6 +56,10 @@ type CSVOptions struct {
 	LabelNames []string
 	// FineNames names the fine classes; nil means "0", "1", ... up to the largest fine label seen.
 	FineNames []string
+	// TestFraction > 0 lets a file without a split column serve train and test: each label's rows
+	// go to test with this probability, by a seeded stratified draw (Seed), the rest to train.
+	TestFraction float64
+	Seed         uint64
 }
 
 // MetadataRow is one parsed row of a metadata CSV.
@@ -121,9 +134,10 @@ func ParseMetadataCSV(r io.Reader, name, split string, o CSVOptions) ([]Metadata
 	fineCol, _ := col(cols.Fine, false)
 	groupCol, _ := col(cols.Group, false)
 	splitCol, _ := col(cols.Split, false)
-	if split != "" && splitCol < 0 {
-		return nil, fmt.Errorf("%s: split %q asked for but the header has no %q column", name, split, cols.Split)
+	if split != "" && splitCol < 0 && o.TestFraction <= 0 {
+		return nil, fmt.Errorf("%s: split %q asked for but the header has no %q column (name it in data.columns.split, or set data.test_fraction to draw a test split)", name, split, cols.Split)
 	}
+	labelValues, groupValues := valueIndex(cols.LabelValues), valueIndex(cols.GroupValues)
 	var rows []MetadataRow
 	for {
 		rec, err := cr.Read()
@@ -143,7 +157,10 @@ func ParseMetadataCSV(r io.Reader, name, split string, o CSVOptions) ([]Metadata
 		if p := filepath.FromSlash(row.Path); !filepath.IsLocal(p) {
 			return nil, fmt.Errorf("%s: %s %q must be a relative path inside the dataset root (no leading / and no escaping ..)", where, cols.Path, row.Path)
 		}
-		if row.Label, err = parseLabel(rec[labelCol], false); err != nil {
+		if cols.ImageExt != "" && filepath.Ext(row.Path) == "" {
+			row.Path += cols.ImageExt
+		}
+		if row.Label, err = parseCell(rec[labelCol], labelValues, false); err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", where, cols.Label, err)
 		}
 		if fineCol >= 0 {
@@ -152,7 +169,7 @@ func ParseMetadataCSV(r io.Reader, name, split string, o CSVOptions) ([]Metadata
 			}
 		}
 		if groupCol >= 0 {
-			if row.Group, err = parseLabel(rec[groupCol], true); err != nil {
+			if row.Group, err = parseCell(rec[groupCol], groupValues, true); err != nil {
 				return nil, fmt.Errorf("%s: %s: %w", where, cols.Group, err)
 			}
 		}
@@ -169,12 +186,68 @@ func ParseMetadataCSV(r io.Reader, name, split string, o CSVOptions) ([]Metadata
 			}
 			row.Split = s
 		}
-		if split != "" && row.Split != split {
-			continue
-		}
 		rows = append(rows, row)
 	}
-	return rows, nil
+	if splitCol < 0 && o.TestFraction > 0 {
+		labels := make([]int64, len(rows))
+		for i, r := range rows {
+			labels[i] = r.Label
+		}
+		train, test, err := TrainValIndices(labels, o.TestFraction, o.Seed)
+		if err != nil {
+			return nil, fmt.Errorf("%s: test split: %w", name, err)
+		}
+		for _, i := range train {
+			rows[i].Split = "train"
+		}
+		for _, i := range test {
+			rows[i].Split = "test"
+		}
+	}
+	if split == "" {
+		return rows, nil
+	}
+	kept := rows[:0]
+	for _, r := range rows {
+		if r.Split == split {
+			kept = append(kept, r)
+		}
+	}
+	return kept, nil
+}
+
+// valueIndex maps each named value to its index (nil when there are no names).
+func valueIndex(values []string) map[string]int64 {
+	if len(values) == 0 {
+		return nil
+	}
+	m := make(map[string]int64, len(values))
+	for i, v := range values {
+		m[v] = int64(i)
+	}
+	return m
+}
+
+// parseCell reads a label cell: one of the named values when values is set, else an integer
+// (parseLabel).
+func parseCell(s string, values map[string]int64, unknownOK bool) (int64, error) {
+	if values == nil {
+		return parseLabel(s, unknownOK)
+	}
+	s = strings.TrimSpace(s)
+	if unknownOK && (s == "" || s == "-1") {
+		return -1, nil
+	}
+	v, ok := values[s]
+	if !ok {
+		known := make([]string, 0, len(values))
+		for k := range values {
+			known = append(known, strconv.Quote(k))
+		}
+		sort.Strings(known)
+		return 0, fmt.Errorf("%q is not one of the listed values %s", s, strings.Join(known, ", "))
+	}
+	return v, nil
 }
 
 // parseLabel reads a non-negative integer label; when unknownOK, an empty cell or -1 is -1.
@@ -226,7 +299,11 @@ func LoadMetadataCSV(csvPath, root, split string, o CSVOptions) (*Dataset, error
 // datasetFromRows decodes the rows' images (open resolves a row's path to a description and a
 // reader) and fills in labels and names.
 func datasetFromRows(rows []MetadataRow, csvName string, o CSVOptions, open func(rel string) (string, func() ([]byte, error))) (*Dataset, error) {
-	labelNames, err := labelNamesFor(rows, func(r MetadataRow) int64 { return r.Label }, o.LabelNames, csvName, "label")
+	names := o.LabelNames
+	if names == nil && len(o.Columns.LabelValues) > 0 {
+		names = o.Columns.LabelValues
+	}
+	labelNames, err := labelNamesFor(rows, func(r MetadataRow) int64 { return r.Label }, names, csvName, "label")
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,8 +16,17 @@ type Source struct {
 	// LabelMap is a fine-to-coarse label-map file (see ParseLabelMap); empty uses the dataset's
 	// built-in hierarchy, and "none" trains on the fine labels.
 	LabelMap string `yaml:"label_map"`
-	// CSV is the metadata file of a csv dataset (path,label[,fine_label][,group][,split]).
-	CSV string `yaml:"csv"`
+	// CSV is the metadata file of a csv dataset; Columns names its columns (default
+	// path,label[,fine_label][,group][,split]) and says how to read their cells.
+	CSV     string     `yaml:"csv"`
+	Columns CSVColumns `yaml:"columns"`
+	// TestFraction draws a seeded, stratified test split from a csv file that has no split column
+	// (ISIC's metadata has none); 0 requires a split column.
+	TestFraction float64 `yaml:"test_fraction"`
+	// Target and Spurious are CelebA's attributes: the label and the one that makes the groups
+	// (defaults Blond_Hair and Male).
+	Target   string `yaml:"target"`
+	Spurious string `yaml:"spurious"`
 	// ImageSize and Channels fix the image shape of folder and csv datasets (others are native).
 	ImageSize int `yaml:"image_size"`
 	Channels  int `yaml:"channels"`
@@ -38,7 +48,17 @@ type Source struct {
 
 // SourceNames lists the dataset names Source understands.
 var SourceNames = []string{"mnist", "fashion-mnist", "cifar10", "cifar100", "cifar10-jpg", "folder", "csv",
-	"colored-mnist", "waterbirds-like"}
+	"colored-mnist", "waterbirds-like", "waterbirds", "celeba", "tinyimagenet"}
+
+// ErrNoValSplit says that a dataset has no official validation split; the trainer then holds out a
+// seeded share of the training split (Load(root, "val") returns it wrapped).
+var ErrNoValSplit = errors.New("the dataset has no official validation split")
+
+// officialVal reports whether a dataset publishes a validation split (a csv file may: its split
+// column decides).
+func officialVal(name string) bool {
+	return name == "waterbirds" || name == "celeba" || name == "csv"
+}
 
 // DefaultDir is the folder under the data root where a named dataset lives by default.
 func DefaultDir(name string) string {
@@ -49,6 +69,10 @@ func DefaultDir(name string) string {
 		return "cifar-100-binary"
 	case "colored-mnist", "waterbirds-like":
 		return "mnist"
+	case "waterbirds":
+		return "waterbird_complete95_forest2water2" // the folder of the official archive
+	case "tinyimagenet":
+		return "tiny-imagenet-200"
 	}
 	return name
 }
@@ -84,11 +108,14 @@ func (s Source) Validate() error {
 	if !known {
 		return fmt.Errorf("data.name %q: want one of %s", s.Name, strings.Join(SourceNames, ", "))
 	}
-	if (s.Name == "folder" || s.Name == "csv") && (s.ImageSize < 1 || (s.Channels != 1 && s.Channels != 3)) {
+	if sized := s.Name == "folder" || s.Name == "csv" || s.Name == "waterbirds" || s.Name == "celeba"; sized && (s.ImageSize < 1 || (s.Channels != 1 && s.Channels != 3)) {
 		return fmt.Errorf("data: a %s dataset needs data.image_size > 0 and data.channels 1 or 3", s.Name)
 	}
 	if s.Name == "csv" && s.CSV == "" {
 		return fmt.Errorf("data.csv: a csv dataset needs the metadata file")
+	}
+	if s.TestFraction < 0 || s.TestFraction >= 1 {
+		return fmt.Errorf("data.test_fraction %v: must be in [0, 1)", s.TestFraction)
 	}
 	if s.PerClassLimit < 0 || s.TestPerClassLimit < 0 {
 		return fmt.Errorf("data.per_class_limit must be >= 0")
@@ -104,13 +131,17 @@ func (s Source) Validate() error {
 	return nil
 }
 
-// Load reads one split ("train" or "test") with its label hierarchy applied.
+// Load reads one split ("train", "val" or "test") with its label hierarchy applied. "val" is the
+// dataset's official validation split; where there is none, the error wraps ErrNoValSplit.
 func (s Source) Load(root, split string) (*Dataset, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	if split != "train" && split != "test" {
-		return nil, fmt.Errorf("split %q: want train or test", split)
+	if split != "train" && split != "val" && split != "test" {
+		return nil, fmt.Errorf("split %q: want train, val or test", split)
+	}
+	if split == "val" && !officialVal(s.Name) {
+		return nil, fmt.Errorf("data %s: %w", s.Name, ErrNoValSplit)
 	}
 	dir := s.dir(root)
 	var d *Dataset
@@ -129,7 +160,31 @@ func (s Source) Load(root, split string) (*Dataset, error) {
 	case "folder":
 		d, err = LoadImageFolder(dir, split, FolderOptions{ImageOptions: s.imageOptions()})
 	case "csv":
-		d, err = LoadMetadataCSV(s.CSV, dir, split, CSVOptions{ImageOptions: s.imageOptions()})
+		d, err = LoadMetadataCSV(s.CSV, dir, split, CSVOptions{ImageOptions: s.imageOptions(), Columns: s.Columns,
+			TestFraction: s.TestFraction, Seed: s.Seed ^ DefaultSplitSeed})
+		if err == nil && split == "val" && d.N == 0 {
+			return nil, fmt.Errorf("%s: no row is in the val split: %w", s.CSV, ErrNoValSplit)
+		}
+	case "waterbirds":
+		d, err = LoadWaterbirds(dir, split, s.imageOptions())
+	case "celeba":
+		target, spurious := s.Target, s.Spurious
+		if target == "" {
+			target = DefaultCelebATarget
+		}
+		if spurious == "" {
+			spurious = DefaultCelebASpurious
+		}
+		d, err = LoadCelebA(dir, split, target, spurious, s.imageOptions())
+	case "tinyimagenet":
+		o := s.imageOptions()
+		if o.H == 0 {
+			o.H, o.W = 64, 64 // native size
+		}
+		if o.C == 0 {
+			o.C = 3
+		}
+		d, err = LoadTinyImageNet(dir, split, o)
 	case "colored-mnist", "waterbirds-like":
 		return s.loadSynthetic(root, dir, split)
 	}
@@ -151,7 +206,7 @@ func (s Source) Load(root, split string) (*Dataset, error) {
 }
 
 func (s Source) limit(split string) int {
-	if split == "test" {
+	if split != "train" {
 		return s.TestPerClassLimit
 	}
 	return s.PerClassLimit
@@ -178,7 +233,7 @@ func (s Source) applyLabels(d *Dataset) error {
 	builtin := map[string]string{"mnist": "mnist", "fashion-mnist": "fashion-mnist", "cifar10": "cifar10", "cifar10-jpg": "cifar10"}
 	name, ok := builtin[s.Name]
 	if !ok {
-		return nil // cifar100, folder and csv bring their own coarse labels
+		return nil // the others bring their own coarse labels (tinyimagenet: the fine ones)
 	}
 	m, err := BuiltinLabelMap(name)
 	if err != nil {

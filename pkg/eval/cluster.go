@@ -88,11 +88,28 @@ type Subgroups struct {
 	Pairs   [][2]int64      `json:"-"` // (class, cluster) of each global group id
 	Assign  []int64         `json:"-"` // global group id per row
 	Cluster []int64         `json:"-"` // cluster index within its class per row
-	// Scores against a reference labelling (set by Score)
+	centers [][]float32     // mean (clustered) feature of each global group id, for AssignRows
+	raw     bool            // the clusters live in the raw feature space (else L2-normalised)
+	// Scores against a reference labelling (set by Score): the true groups where the data has them,
+	// else the fine labels.
+	ClusterScore
+	// VsFine scores the same clusters against the fine labels when the primary reference is the true
+	// groups and fine labels exist too (coloured MNIST: groups = (class, colour), fine = digit).
+	VsFine *ClusterScore `json:"vs_fine,omitempty"`
+}
+
+// ClusterScore is how well the (class, cluster) groups recover a reference labelling.
+type ClusterScore struct {
+	Reference   string   `json:"reference,omitempty"`     // "groups" or "fine"
 	ARI         *float64 `json:"ari,omitempty"`           // global (class, cluster) ids vs the reference
 	NMI         *float64 `json:"nmi,omitempty"`           //
 	PerClassARI *float64 `json:"per_class_ari,omitempty"` // size-weighted mean of per-class ARI
 	PerClassNMI *float64 `json:"per_class_nmi,omitempty"`
+	// SubgroupAcc is GEORGE's subgroup identification accuracy: each cluster is mapped to the
+	// reference subgroup most of its rows belong to, and this is the share of rows whose cluster maps
+	// to their own subgroup (cluster purity; more clusters can only raise it, so read it with k).
+	SubgroupAcc *float64      `json:"subgroup_acc,omitempty"`
+	perClass    [][2]*float64 // ARI and NMI of each of Subgroups.Classes, in order
 }
 
 // DiscoverSubgroups clusters the rows of each class of d.Labels separately. Classes with fewer than
@@ -120,7 +137,7 @@ func DiscoverSubgroups(d Data, cfg ClusterConfig) (*Subgroups, error) {
 			classes = append(classes, c)
 		}
 		sort.Slice(classes, func(i, j int) bool { return classes[i] < classes[j] })
-		res = &Subgroups{Method: cfg.Method, Assign: make([]int64, n), Cluster: make([]int64, n)}
+		res = &Subgroups{Method: cfg.Method, Assign: make([]int64, n), Cluster: make([]int64, n), raw: cfg.RawFeatures}
 		for ci, c := range classes {
 			rows := byClass[c]
 			var cc ClassClusters
@@ -129,6 +146,15 @@ func DiscoverSubgroups(d Data, cfg ClusterConfig) (*Subgroups, error) {
 			torch.WithScope(func() {
 				xc := x.IndexSelect(0, longOn(rows, x.Device()))
 				cc, assign, cerr = clusterClass(xc, cfg, cfg.Seed+int64(ci)*7919)
+				if cerr == nil {
+					// cluster means: [k, n] one-hot over the rows times the rows, over the sizes
+					oh := longOn(assign, x.Device()).OneHot(int64(cc.K)).To(torch.Float32)
+					means := oh.T().MM(xc).Div(oh.SumDims(false, 0).ClampMin(1).Unsqueeze(1)).On(torch.CPU).Contiguous()
+					flat, dim := means.Float32s(), int(xc.Size(1))
+					for k := 0; k < cc.K; k++ {
+						res.centers = append(res.centers, flat[k*dim:(k+1)*dim])
+					}
+				}
 			})
 			if cerr != nil {
 				return fmt.Errorf("class %d: %w", c, cerr)
@@ -147,6 +173,50 @@ func DiscoverSubgroups(d Data, cfg ClusterConfig) (*Subgroups, error) {
 		return nil
 	})
 	return res, err
+}
+
+// AssignRows gives rows outside the clustered set (a validation split) the global group id of the
+// nearest cluster mean of their own class, in the space the clusters were found in. A class the
+// clustering never saw is an error.
+func (s *Subgroups) AssignRows(d Data) ([]int64, error) {
+	var out []int64
+	err := guard("assign rows to subgroups", func() error {
+		n, dim, err := checkData("rows", d)
+		if err != nil {
+			return err
+		}
+		if len(s.centers) != len(s.Pairs) || len(s.centers) == 0 {
+			return fmt.Errorf("the subgroups carry no cluster means (use DiscoverSubgroups' result)")
+		}
+		if int(dim) != len(s.centers[0]) {
+			return fmt.Errorf("rows have %d features, the clusters %d", dim, len(s.centers[0]))
+		}
+		x := floatFeatures(d.X)
+		if !s.raw {
+			x = x.Normalize(2, 1, 1e-12)
+		}
+		flat := make([]float32, 0, len(s.centers)*int(dim))
+		for _, c := range s.centers {
+			flat = append(flat, c...)
+		}
+		cen := torch.FromSlice(flat, int64(len(s.centers)), dim).On(x.Device())
+		dist := sqDist(x, x.Square().SumDims(false, 1), cen).On(torch.CPU).Contiguous().Float32s()
+		out = make([]int64, n)
+		for i, l := range d.Labels {
+			best, bestD := int64(-1), float32(math.Inf(1))
+			for g, p := range s.Pairs {
+				if dd := dist[i*len(s.Pairs)+g]; p[0] == l && dd < bestD {
+					best, bestD = int64(g), dd
+				}
+			}
+			if best < 0 {
+				return fmt.Errorf("row %d: class %d has no clusters (it was not in the clustered set)", i, l)
+			}
+			out[i] = best
+		}
+		return nil
+	})
+	return out, err
 }
 
 // clusterClass picks k by silhouette and returns the clustering of the rows of xc.
@@ -353,29 +423,46 @@ func gmmDiag(x, all *torch.Tensor, k int, cfg ClusterConfig, rng *rand.Rand) []i
 	return logp.Argmax(1, false).Int64s()
 }
 
-// Score sets the ARI and NMI of the discovered groups against a reference labelling of the same rows
-// (true groups or fine labels): globally over (class, cluster) ids, and per class (size-weighted mean).
+// Score sets the ARI, NMI and subgroup identification accuracy of the discovered groups against a
+// reference labelling of the same rows (true groups or fine labels), globally over (class, cluster)
+// ids and per class (size-weighted mean; each class's own ARI and NMI go to Classes).
 func (s *Subgroups) Score(truth []int64) error {
-	if s == nil {
-		return fmt.Errorf("eval: score subgroups: nil result")
-	}
-	if len(truth) != len(s.Assign) {
-		return fmt.Errorf("eval: score subgroups: %d reference labels for %d clustered rows", len(truth), len(s.Assign))
-	}
-	ari, err := AdjustedRandIndex(truth, s.Assign)
+	sc, err := s.Against(truth, s.Reference)
 	if err != nil {
 		return err
 	}
+	s.ClusterScore = *sc
+	for ci := range s.Classes {
+		cc := &s.Classes[ci]
+		cc.ARI, cc.NMI = sc.perClass[ci][0], sc.perClass[ci][1]
+	}
+	return nil
+}
+
+// Against scores the discovered groups against a reference labelling (named reference in the
+// result) without changing s.
+func (s *Subgroups) Against(truth []int64, reference string) (*ClusterScore, error) {
+	if s == nil {
+		return nil, fmt.Errorf("eval: score subgroups: nil result")
+	}
+	if len(truth) != len(s.Assign) {
+		return nil, fmt.Errorf("eval: score subgroups: %d reference labels for %d clustered rows", len(truth), len(s.Assign))
+	}
+	sc := &ClusterScore{Reference: reference}
+	ari, err := AdjustedRandIndex(truth, s.Assign)
+	if err != nil {
+		return nil, err
+	}
 	nmi, _ := NormalizedMutualInfo(truth, s.Assign)
-	s.ARI, s.NMI = &ari, &nmi
+	acc := majorityMappingAccuracy(truth, s.Assign)
+	sc.ARI, sc.NMI, sc.SubgroupAcc = &ari, &nmi, &acc
 	rows := map[int64][]int{}
 	for i := range s.Assign {
 		c := s.Pairs[s.Assign[i]][0]
 		rows[c] = append(rows[c], i)
 	}
 	var wa, wn, tot float64
-	for ci := range s.Classes {
-		cc := &s.Classes[ci]
+	for _, cc := range s.Classes {
 		idx := rows[cc.Class]
 		t, p := make([]int64, len(idx)), make([]int64, len(idx))
 		for j, i := range idx {
@@ -383,12 +470,36 @@ func (s *Subgroups) Score(truth []int64) error {
 		}
 		a, _ := AdjustedRandIndex(t, p)
 		m, _ := NormalizedMutualInfo(t, p)
-		cc.ARI, cc.NMI = &a, &m
+		sc.perClass = append(sc.perClass, [2]*float64{&a, &m})
 		wa += a * float64(len(idx))
 		wn += m * float64(len(idx))
 		tot += float64(len(idx))
 	}
 	wa, wn = wa/tot, wn/tot
-	s.PerClassARI, s.PerClassNMI = &wa, &wn
-	return nil
+	sc.PerClassARI, sc.PerClassNMI = &wa, &wn
+	return sc, nil
+}
+
+// majorityMappingAccuracy maps each cluster to its most frequent reference label (ties: the
+// smallest label) and returns the share of rows whose cluster maps to their own label.
+func majorityMappingAccuracy(truth, clusters []int64) float64 {
+	counts := map[int64]map[int64]int{}
+	for i, c := range clusters {
+		if counts[c] == nil {
+			counts[c] = map[int64]int{}
+		}
+		counts[c][truth[i]]++
+	}
+	correct := 0
+	for _, m := range counts {
+		best := 0
+		for _, n := range m {
+			best = max(best, n)
+		}
+		correct += best
+	}
+	if len(truth) == 0 {
+		return 0
+	}
+	return float64(correct) / float64(len(truth))
 }

@@ -96,3 +96,46 @@ func TestDiscoverSubgroupsSmallAndBad(t *testing.T) {
 		t.Error("Score accepted a short reference")
 	}
 }
+
+func TestSubgroupAccuracyByHand(t *testing.T) {
+	// cluster 5 holds labels {0, 0, 1}: maps to 0, 2 right; cluster 7 holds {1, 1, 2}: maps to 1, 2 right
+	if got := majorityMappingAccuracy([]int64{0, 0, 1, 1, 1, 2}, []int64{5, 5, 5, 7, 7, 7}); got != 4.0/6 {
+		t.Errorf("subgroup accuracy %v, want 4/6", got)
+	}
+}
+
+// Where a dataset has true groups and fine labels (coloured MNIST: groups = (class, colour), fine =
+// digit), Evaluate scores the clusters against the groups, and against the fine labels as well.
+func TestEvaluateScoresClustersAgainstGroups(t *testing.T) {
+	x, coarse, fine := subclassData(1)
+	groups := make([]int64, len(fine))
+	for i, f := range fine {
+		groups[i] = 2 * coarse[i]
+		if f%3 == 0 { // the largest subclass of each class is group 2c, the other two 2c+1
+			groups[i]++
+		}
+	}
+	in := Inputs{Train: x, Test: x, TrainLabels: coarse, TestLabels: coarse, TrainFine: fine, TestFine: fine,
+		TrainGroups: groups, TestGroups: groups}
+	r, err := Evaluate(in, Config{Cluster: ClusterConfig{KMax: 6, Seed: 1}, SkipDRO: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Subgroups
+	if s.Reference != "groups" || s.VsFine == nil || s.VsFine.Reference != "fine" {
+		t.Fatalf("reference %q, vs fine %+v: want groups, then fine", s.Reference, s.VsFine)
+	}
+	wantG, _ := AdjustedRandIndex(groups, s.Assign)
+	wantF, _ := AdjustedRandIndex(fine, s.Assign)
+	if *s.ARI != wantG || *s.VsFine.ARI != wantF {
+		t.Errorf("ARI %v vs groups (want %v), %v vs fine (want %v)", *s.ARI, wantG, *s.VsFine.ARI, wantF)
+	}
+	// three clusters per class recover the fine labels exactly; against the groups they over-split
+	if *s.VsFine.SubgroupAcc < 0.98 || *s.SubgroupAcc < 0.98 || *s.VsFine.PerClassARI < 0.98 || *s.PerClassARI > 0.9 {
+		t.Errorf("vs fine: acc %v per-class ARI %v; vs groups: acc %v per-class ARI %v", *s.VsFine.SubgroupAcc,
+			*s.VsFine.PerClassARI, *s.SubgroupAcc, *s.PerClassARI)
+	}
+	if md := r.Markdown(); !strings.Contains(md, "Against the true groups") || !strings.Contains(md, "Against the fine labels") {
+		t.Errorf("report does not name both references:\n%s", md)
+	}
+}

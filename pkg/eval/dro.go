@@ -22,6 +22,13 @@ type DROConfig struct {
 	BatchSize     int     // default 1024 (the whole set when smaller)
 	NoStandardize bool
 	Seed          int64
+	// Adjustment is Sagawa et al.'s group adjustment C: the q update sees loss_g + C/sqrt(n_g), so
+	// small groups, whose training loss understates their test loss, weigh more. Default 0.
+	Adjustment float64
+	// SelectEvery: given validation data (GroupDROSelect), the probe is scored on it every
+	// SelectEvery steps (default Steps/20) and the iterate with the best worst-group validation
+	// accuracy is kept instead of the last.
+	SelectEvery int
 }
 
 func (c *DROConfig) defaults() error {
@@ -40,10 +47,13 @@ func (c *DROConfig) defaults() error {
 	if c.BatchSize == 0 {
 		c.BatchSize = 1024
 	}
-	if !(c.Eta > 0) || !(c.LR > 0) || c.WeightDecay < 0 || c.Steps < 1 || c.BatchSize < 1 ||
+	if c.SelectEvery == 0 {
+		c.SelectEvery = max(1, c.Steps/20)
+	}
+	if !(c.Eta > 0) || !(c.LR > 0) || c.WeightDecay < 0 || c.Steps < 1 || c.BatchSize < 1 || c.Adjustment < 0 || c.SelectEvery < 1 ||
 		math.IsInf(c.Eta, 0) || math.IsInf(c.LR, 0) {
-		return fmt.Errorf("group DRO settings: eta %v and lr %v must be positive, weight decay %v >= 0, steps %d and batch size %d >= 1",
-			c.Eta, c.LR, c.WeightDecay, c.Steps, c.BatchSize)
+		return fmt.Errorf("group DRO settings: eta %v and lr %v must be positive, weight decay %v and adjustment %v >= 0, steps %d, batch size %d and select-every %d >= 1",
+			c.Eta, c.LR, c.WeightDecay, c.Adjustment, c.Steps, c.BatchSize, c.SelectEvery)
 	}
 	return nil
 }
@@ -57,15 +67,21 @@ type GroupWeight struct {
 
 // DROResult is a group DRO probe's accuracy; PerGroup and WorstGroupAcc use the test split's groups.
 type DROResult struct {
-	Eta           float64       `json:"eta"`
-	NumTrainGroup int           `json:"num_train_groups"`
-	TrainAcc      float64       `json:"train_acc"`
-	TestAcc       float64       `json:"test_acc"`
-	PerGroup      []GroupAcc    `json:"per_group"`
-	WorstGroupAcc float64       `json:"worst_group_acc"`
-	GroupWeights  []GroupWeight `json:"group_weights"`
-	Seconds       float64       `json:"seconds"`
-	Predictions   []int64       `json:"-"`
+	Eta         float64 `json:"eta"`
+	Adjustment  float64 `json:"adjustment,omitempty"`
+	WeightDecay float64 `json:"weight_decay,omitempty"`
+	// with validation data: the step kept, and its worst-group accuracy on the validation groups
+	SelectedStep     int           `json:"selected_step,omitempty"`
+	ValWorstGroupAcc *float64      `json:"val_worst_group_acc,omitempty"`
+	ValPredictions   []int64       `json:"-"`
+	NumTrainGroup    int           `json:"num_train_groups"`
+	TrainAcc         float64       `json:"train_acc"`
+	TestAcc          float64       `json:"test_acc"`
+	PerGroup         []GroupAcc    `json:"per_group"`
+	WorstGroupAcc    float64       `json:"worst_group_acc"`
+	GroupWeights     []GroupWeight `json:"group_weights"`
+	Seconds          float64       `json:"seconds"`
+	Predictions      []int64       `json:"-"`
 }
 
 // GroupDRO trains the group DRO probe on train with train.Groups as its groups (discovered
@@ -74,13 +90,35 @@ func GroupDRO(train, test Data, cfg DROConfig) (*DROResult, error) {
 	var res *DROResult
 	err := guard("group DRO", func() error {
 		var err error
-		res, err = groupDRO(train, test, cfg)
+		res, err = groupDRO(train, test, nil, cfg)
 		return err
 	})
 	return res, err
 }
 
-func groupDRO(train, test Data, cfg DROConfig) (*DROResult, error) {
+// GroupDROSelect is GroupDRO with model selection: every cfg.SelectEvery steps the probe is scored
+// on val by val.Groups (found groups: the true ones are not known outside the test set), and the
+// iterate with the best worst-group validation accuracy (the earliest on a tie) is the result.
+func GroupDROSelect(train, val, test Data, cfg DROConfig) (*DROResult, error) {
+	var res *DROResult
+	err := guard("group DRO with validation", func() error {
+		_, dv, err := checkData("val", val)
+		if err != nil {
+			return err
+		}
+		if train.X.Defined() && train.X.Dim() == 2 && dv != train.X.Size(1) {
+			return fmt.Errorf("val features have %d columns, train features %d", dv, train.X.Size(1))
+		}
+		if val.Groups == nil {
+			return fmt.Errorf("val has no groups: set val.Groups to the found groups of the validation rows")
+		}
+		res, err = groupDRO(train, test, &val, cfg)
+		return err
+	})
+	return res, err
+}
+
+func groupDRO(train, test Data, val *Data, cfg DROConfig) (*DROResult, error) {
 	start := time.Now()
 	if err := cfg.defaults(); err != nil {
 		return nil, err
@@ -139,6 +177,12 @@ func groupDRO(train, test Data, cfg DROConfig) (*DROResult, error) {
 	for i := range q {
 		q[i] = 1 / float64(ng)
 	}
+	var xval *torch.Tensor
+	bestStep, bestVal := 0, -1.0
+	var bestW, bestB *torch.Tensor
+	if val != nil {
+		xval = floatFeatures(val.X).On(dev)
+	}
 	rng := rand.New(rand.NewSource(cfg.Seed))
 	bs := min(cfg.BatchSize, int(ntr))
 	var perm []int
@@ -180,7 +224,7 @@ func groupDRO(train, test Data, cfg DROConfig) (*DROResult, error) {
 			var z float64
 			for g := range q {
 				if gn[g] > 0 {
-					q[g] *= math.Exp(cfg.Eta * gl[g] / gn[g])
+					q[g] *= math.Exp(cfg.Eta * (gl[g]/gn[g] + cfg.Adjustment/math.Sqrt(float64(gSize[g]))))
 				}
 				z += q[g]
 			}
@@ -200,10 +244,22 @@ func groupDRO(train, test Data, cfg DROConfig) (*DROResult, error) {
 			torch.AdamWUpdate(m.w, gt.Narrow(0, 0, d*c).Reshape(d, c), mw, vw, cfg.LR, 0.9, 0.999, 1e-8, cfg.WeightDecay, int64(step))
 			torch.AdamWUpdate(m.b, gt.Narrow(0, d*c, c), mb, vb, cfg.LR, 0.9, 0.999, 1e-8, 0, int64(step))
 		})
+		if val != nil && (step%cfg.SelectEvery == 0 || step == cfg.Steps) {
+			if w := worst(accuracyBy(val.Groups, m.predict(xval), val.Labels)); w > bestVal {
+				bestStep, bestVal = step, w
+				bestW, bestB = m.w.Clone(), m.b.Clone() // freed with the guard's scope
+			}
+		}
+	}
+	res := &DROResult{Eta: cfg.Eta, Adjustment: cfg.Adjustment, WeightDecay: cfg.WeightDecay, NumTrainGroup: ng}
+	if val != nil {
+		m.w, m.b = bestW, bestB
+		res.SelectedStep, res.ValWorstGroupAcc = bestStep, &bestVal
+		res.ValPredictions = m.predict(xval)
 	}
 	ptr, pte := m.predict(xtr), m.predict(xte)
-	res := &DROResult{Eta: cfg.Eta, NumTrainGroup: ng, TrainAcc: accuracy(ptr, train.Labels),
-		TestAcc: accuracy(pte, test.Labels), PerGroup: accuracyBy(test.Groups, pte, test.Labels), Predictions: pte}
+	res.TrainAcc, res.TestAcc = accuracy(ptr, train.Labels), accuracy(pte, test.Labels)
+	res.PerGroup, res.Predictions = accuracyBy(test.Groups, pte, test.Labels), pte
 	res.WorstGroupAcc = worst(res.PerGroup)
 	for g, id := range gids {
 		res.GroupWeights = append(res.GroupWeights, GroupWeight{Group: id, N: gSize[g], Weight: q[g]})

@@ -94,3 +94,59 @@ func TestGroupDROErrors(t *testing.T) {
 		}
 	}
 }
+
+// GEORGE's protocol on the spurious construction: clusters of the training classes, their means
+// assign the validation rows, and the head selected by worst found-group validation accuracy beats
+// ERM on the worst true test group; Evaluate runs it when given a validation split.
+func TestGeorgeSelectsOnFoundValidationGroups(t *testing.T) {
+	train, val, test := spurious(3000, 0.95, false, 1), spurious(1000, 0.95, false, 3), spurious(2000, 0, true, 2)
+	erm, err := LinearProbe(train, test, ProbeConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg, err := DiscoverSubgroups(train, ClusterConfig{KMax: 4, Seed: 1, RawFeatures: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := sg.AssignRows(Data{X: val.X, Labels: val.Labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the found validation groups agree with the true ones as well as the training clusters do
+	trainARI, _ := AdjustedRandIndex(train.Groups, sg.Assign)
+	valARI, _ := AdjustedRandIndex(val.Groups, found)
+	t.Logf("ARI vs true groups: train clusters %.3f, assigned validation rows %.3f", trainARI, valARI)
+	if valARI < trainARI-0.1 {
+		t.Errorf("validation assignment ARI %.3f, training clusters %.3f", valARI, trainARI)
+	}
+	tr, va := train, Data{X: val.X, Labels: val.Labels, Groups: found}
+	tr.Groups = sg.Assign
+	g, err := George(tr, va, test, val.Groups, GeorgeConfig{DRO: DROConfig{Seed: 1, Steps: 600}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("GEORGE: selected eta %g C %g step %d, val worst found %.3f true %.3f, test worst %.3f (ERM %.3f); grid %+v",
+		g.Selected.Eta, g.Selected.Adjustment, g.Selected.SelectedStep, *g.Selected.ValWorstGroupAcc, *g.ValWorstTrueGroupAcc,
+		g.Selected.WorstGroupAcc, *erm.WorstGroupAcc, g.Grid)
+	if len(g.Grid) != 4 {
+		t.Errorf("grid of %d settings, want the default 2 x 2", len(g.Grid))
+	}
+	for _, trial := range g.Grid {
+		if trial.ValWorstFoundGroupAcc > *g.Selected.ValWorstGroupAcc {
+			t.Errorf("selected %.3f on validation, but %+v is better", *g.Selected.ValWorstGroupAcc, trial)
+		}
+	}
+	if g.Selected.WorstGroupAcc < *erm.WorstGroupAcc+0.2 {
+		t.Errorf("GEORGE worst test group %.3f, ERM %.3f: want a margin of 0.2", g.Selected.WorstGroupAcc, *erm.WorstGroupAcc)
+	}
+	r, err := Evaluate(Inputs{Train: train.X, Test: test.X, TrainLabels: train.Labels, TestLabels: test.Labels,
+		TrainGroups: train.Groups, TestGroups: test.Groups, Val: val.X, ValLabels: val.Labels, ValGroups: val.Groups},
+		Config{Cluster: ClusterConfig{KMax: 4, Seed: 1, RawFeatures: true}, George: GeorgeConfig{DRO: DROConfig{Seed: 1, Steps: 600}},
+			DRO: DROConfig{Steps: 200}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.George == nil || r.George.Selected.WorstGroupAcc != g.Selected.WorstGroupAcc || !strings.Contains(r.Markdown(), "GEORGE") {
+		t.Errorf("Evaluate's GEORGE section %+v differs from the direct run (worst %.3f)", r.George, g.Selected.WorstGroupAcc)
+	}
+}

@@ -1,6 +1,8 @@
 // Package eval evaluates frozen representations (METHOD.md, "Evaluation protocols"): a linear probe
 // on precomputed features, temperature-weighted kNN, per-class subgroup discovery (k-means or a
-// diagonal Gaussian mixture, k chosen by silhouette) scored with ARI and NMI, a group DRO probe, and
+// diagonal Gaussian mixture, k chosen by silhouette) scored with ARI, NMI and subgroup identification
+// accuracy, a group DRO probe, GEORGE's protocol (group DRO over the found clusters, selected on
+// validation by the worst found group), and
 // spread diagnostics (intra/inter-class cosine, alignment, uniformity). Report gathers them into a
 // metrics.json document with stable snake_case keys and renders Markdown tables.
 //

@@ -20,6 +20,11 @@ type Inputs struct {
 	TrainFine, TestFine     []int64       // optional fine labels (coarse-to-fine transfer)
 	TrainGroups, TestGroups []int64       // optional true subgroups (worst-group robustness)
 	View1, View2            *torch.Tensor // optional two augmented views of the same test samples (alignment)
+	// optional validation split (the official one, or the training split's holdout): with true test
+	// groups it switches on GEORGE's protocol, which selects on it by the found groups
+	Val       *torch.Tensor
+	ValLabels []int64
+	ValGroups []int64 // optional true validation groups (reported, never used to select)
 }
 
 // Config selects and configures the sections of Evaluate. Zero values mean each part's defaults.
@@ -29,7 +34,8 @@ type Config struct {
 	Cluster ClusterConfig
 	DRO     DROConfig
 	Spread  SpreadConfig
-	SkipDRO bool // skip the group DRO probes (the slowest part)
+	George  GeorgeConfig
+	SkipDRO bool // skip the group DRO probes and GEORGE (the slowest parts)
 }
 
 // Report is everything Evaluate measured; it is written as metrics.json with these snake_case keys.
@@ -53,6 +59,7 @@ type Report struct {
 	ERM             *ProbeResult       `json:"erm,omitempty"`                   // the coarse probe seen by true group
 	DRODiscovered   *DROResult         `json:"group_dro_discovered,omitempty"`  // DRO over (class, cluster) groups
 	DROTrueGroups   *DROResult         `json:"group_dro_true_groups,omitempty"` // DRO over the true training groups
+	George          *GeorgeResult      `json:"george,omitempty"`                // DRO over found groups, selected on validation
 	Spread          *Spread            `json:"spread,omitempty"`
 	Timings         map[string]float64 `json:"timings_s"`
 	LibtorchVersion string             `json:"libtorch_version"`
@@ -117,11 +124,21 @@ func Evaluate(in Inputs, cfg Config) (*Report, error) {
 				return err
 			}
 			r.Subgroups = s
+			// the clusters are meant to find the hidden groups: score them against the true groups
+			// where the data has them, and against the fine labels as well where it has both
 			switch {
-			case in.TrainFine != nil:
-				return s.Score(in.TrainFine)
 			case in.TrainGroups != nil:
-				return s.Score(in.TrainGroups)
+				s.Reference = "groups"
+				if err := s.Score(in.TrainGroups); err != nil {
+					return err
+				}
+				if in.TrainFine != nil {
+					s.VsFine, err = s.Against(in.TrainFine, "fine")
+				}
+				return err
+			case in.TrainFine != nil:
+				s.Reference = "fine"
+				return s.Score(in.TrainFine)
 			}
 			return nil
 		}},
@@ -137,6 +154,18 @@ func Evaluate(in Inputs, cfg Config) (*Report, error) {
 		{"group_dro_true_groups", !cfg.SkipDRO && in.TestGroups != nil, func() (err error) {
 			r.DROTrueGroups, err = GroupDRO(train, test, cfg.DRO)
 			return
+		}},
+		{"george", !cfg.SkipDRO && in.TestGroups != nil && in.Val != nil, func() error {
+			val := Data{X: in.Val, Labels: in.ValLabels}
+			found, err := r.Subgroups.AssignRows(val)
+			if err != nil {
+				return err
+			}
+			val.Groups = found
+			tr := train
+			tr.Groups = r.Subgroups.Assign
+			r.George, err = George(tr, val, test, in.ValGroups, cfg.George)
+			return err
 		}},
 		{"spread", true, func() (err error) {
 			r.Spread, err = SpreadDiagnostics(SpreadInput{X: in.Test, Labels: in.TestLabels, View1: in.View1, View2: in.View2}, cfg.Spread)
@@ -184,6 +213,17 @@ func optPct(v *float64) string {
 	return pct(*v)
 }
 
+// refName names a cluster score's reference labelling in prose.
+func refName(r string) string {
+	switch r {
+	case "groups":
+		return "true groups"
+	case "fine":
+		return "fine labels"
+	}
+	return "reference labels"
+}
+
 func optF(v *float64) string {
 	if v == nil {
 		return "–"
@@ -226,8 +266,13 @@ func (r *Report) Markdown() string {
 	if sg := r.Subgroups; sg != nil {
 		fmt.Fprintf(&b, "## Subgroups (%s per class)\n\n", sg.Method)
 		if sg.ARI != nil {
-			fmt.Fprintf(&b, "ARI %.4f, NMI %.4f over all (class, cluster) groups; per-class ARI %.4f, NMI %.4f.\n\n",
-				*sg.ARI, *sg.NMI, *sg.PerClassARI, *sg.PerClassNMI)
+			for _, sc := range []*ClusterScore{&sg.ClusterScore, sg.VsFine} {
+				if sc == nil {
+					continue
+				}
+				fmt.Fprintf(&b, "Against the %s: ARI %.4f, NMI %.4f over all (class, cluster) groups; per-class ARI %.4f, NMI %.4f; subgroup identification accuracy %s %%.\n\n",
+					refName(sc.Reference), *sc.ARI, *sc.NMI, *sc.PerClassARI, *sc.PerClassNMI, optPct(sc.SubgroupAcc))
+			}
 		}
 		b.WriteString("| class | n | k | silhouette | sizes | ARI | NMI |\n|---:|---:|---:|---:|---|---:|---:|\n")
 		for _, c := range sg.Classes {
@@ -240,7 +285,7 @@ func (r *Report) Markdown() string {
 		}
 		b.WriteString("\n")
 	}
-	if r.DRODiscovered != nil || r.DROTrueGroups != nil {
+	if r.DRODiscovered != nil || r.DROTrueGroups != nil || r.George != nil {
 		b.WriteString("## Worst-group robustness (true test groups)\n\n")
 		type col struct {
 			name string
@@ -257,6 +302,10 @@ func (r *Report) Markdown() string {
 		}
 		if d := r.DROTrueGroups; d != nil {
 			cols = append(cols, col{"DRO, true groups", d.PerGroup, d.TestAcc, d.WorstGroupAcc})
+		}
+		if g := r.George; g != nil {
+			d := g.Selected
+			cols = append(cols, col{fmt.Sprintf("GEORGE (η=%g, C=%g, step %d)", d.Eta, d.Adjustment, d.SelectedStep), d.PerGroup, d.TestAcc, d.WorstGroupAcc})
 		}
 		ids := map[int64]bool{}
 		for _, c := range cols {
@@ -300,6 +349,14 @@ func (r *Report) Markdown() string {
 			b.WriteString("\n")
 		}
 		b.WriteString("\n")
+	}
+	if g := r.George; g != nil {
+		fmt.Fprintf(&b, "GEORGE: group DRO over %d found groups, %d settings (η, C, weight decay), each at the step with the best worst found-group accuracy on validation; the selected one reached %s %% there",
+			g.NumFoundGroups, len(g.Grid), pct(*g.Selected.ValWorstGroupAcc))
+		if g.ValWorstTrueGroupAcc != nil {
+			fmt.Fprintf(&b, " (%s %% on the worst true validation group, not used to select)", pct(*g.ValWorstTrueGroupAcc))
+		}
+		b.WriteString(".\n\n")
 	}
 	if len(r.Timings) > 0 {
 		keys := make([]string, 0, len(r.Timings))

@@ -41,6 +41,10 @@ type ModelConfig struct {
 	Head       string `yaml:"head"`
 	HeadDim    int    `yaml:"head_dim"`
 	HeadHidden int    `yaml:"head_hidden"`
+	// Init starts the encoder from pretrained weights: a .safetensors file under torchvision's names
+	// (what `export` writes; see init.go). InitSkip lists what is deliberately not loaded.
+	Init     string   `yaml:"init"`
+	InitSkip []string `yaml:"init_skip"`
 }
 
 // MethodConfig selects the objective: L = L_spread + beta * L_AE + gamma * L_CE (METHOD.md).

@@ -180,7 +180,7 @@ func EvaluateRun(o EvalOptions) (*eval.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	trainSet, err := loadSplit(cfg, o.DataRoot, "train")
+	trainSet, valSet, err := loadTrainVal(cfg, o.DataRoot)
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +216,18 @@ func EvaluateRun(o EvalOptions) (*eval.Report, error) {
 	}
 	if known(trainSet.Group) && known(testSet.Group) {
 		in.TrainGroups, in.TestGroups = trainSet.Group, testSet.Group
+		// GEORGE selects its group DRO head on the validation split by the found groups
+		if valSet.N > 0 {
+			valF, err := Features(tr.model, tr.aug, valSet, tr.dev, 256)
+			if err != nil {
+				return nil, err
+			}
+			defer valF.Free()
+			in.Val, in.ValLabels = valF, valSet.Coarse
+			if known(valSet.Group) {
+				in.ValGroups = valSet.Group
+			}
+		}
 	}
 	report, err := eval.Evaluate(in, o.Eval)
 	if err != nil {

@@ -123,6 +123,11 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 		return res, err
 	}
 	defer model.Free()
+	if !opts.Resume {
+		if err := loadInit(model.Encoder, cfg.Model); err != nil {
+			return res, err
+		}
+	}
 	if err := torch.Catch(func() { model.ToDevice(dev) }); err != nil {
 		return res, err
 	}
@@ -234,13 +239,21 @@ func prepareRunDir(dir string, resume bool) error {
 	return os.MkdirAll(checkpointDir(dir), 0o755)
 }
 
-// loadTrainVal reads the training split and holds out the validation share (seeded, stratified).
+// loadTrainVal reads the training split and the dataset's official validation split, or where it
+// has none holds out the validation share of the training split (seeded, stratified).
 func loadTrainVal(cfg Config, root string) (train, val *data.Dataset, err error) {
 	if root == "" {
 		root = data.DataRoot()
 	}
 	all, err := cfg.Data.Load(root, "train")
 	if err != nil {
+		return nil, nil, err
+	}
+	val, err = cfg.Data.Load(root, "val")
+	if err == nil {
+		return all, val, nil
+	}
+	if !errors.Is(err, data.ErrNoValSplit) {
 		return nil, nil, err
 	}
 	if cfg.Train.ValFraction == 0 {
