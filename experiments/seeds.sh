@@ -13,14 +13,16 @@ config=${1:-mnist-demo}
 name=$(basename "$config" .yaml)
 seeds=${SEEDS:-1 2 3}
 methods=${METHODS:-supcon thanos}
-runs=${RUNS:-runs/seeds-$name}
-results=experiments/results/runs/seeds-$name
+suite=${SUITE:-seeds-$name}
+flags=${FLAGS:-}  # more train flags, e.g. FLAGS="--epochs 8" (name the SUITE then)
+runs=${RUNS:-runs/$suite}
+results=experiments/results/runs/$suite
 export SPREADTRAIN_THREADS=${SPREADTRAIN_THREADS:-1}
 
 $bin data fetch mnist >/dev/null
 for m in $methods; do
   for s in $seeds; do
-    echo "run_one $runs/$m/seed$s $results/$m/seed$s test -- --config $config --method $m --seed $s"
+    echo "run_one $runs/$m/seed$s $results/$m/seed$s test -- --config $config --method $m --seed $s $flags"
   done
 done | run_jobs "${JOBS:-1}"
 go run ./experiments/summarize

@@ -17,19 +17,21 @@ name=$(basename "$config" .yaml)
 seeds=${SEEDS:-100}
 alphas=${ALPHAS:-0.8 0.9}
 betas=${BETAS:-0.03 0.1 0.3}
-runs=${RUNS:-runs/select-$name}
-results=experiments/results/runs/select-$name
+suite=${SUITE:-select-$name}
+flags=${FLAGS:-}  # more train flags, e.g. FLAGS="--epochs 8" (name the SUITE then)
+runs=${RUNS:-runs/$suite}
+results=experiments/results/runs/$suite
 export SPREADTRAIN_THREADS=${SPREADTRAIN_THREADS:-1}
 
 $bin data fetch mnist >/dev/null
 {
   for s in $seeds; do
-    echo "run_one $runs/supcon/seed$s $results/supcon/seed$s val -- --config $config --method supcon --seed $s"
+    echo "run_one $runs/supcon/seed$s $results/supcon/seed$s val -- --config $config --method supcon --seed $s $flags"
     for a in $alphas; do
       for b in $betas; do
-        echo "run_one $runs/thanos-a$a-b$b/seed$s $results/thanos-a$a-b$b/seed$s val -- --config $config --method thanos --alpha $a --beta $b --seed $s"
+        echo "run_one $runs/thanos-a$a-b$b/seed$s $results/thanos-a$a-b$b/seed$s val -- --config $config --method thanos --alpha $a --beta $b --seed $s $flags"
       done
     done
   done
 } | run_jobs "${JOBS:-1}"
-go run ./experiments/summarize -select "select-$name"
+go run ./experiments/summarize -select "$suite"
