@@ -31,6 +31,9 @@ type Config struct {
 	Schedule nn.Schedule        `yaml:"schedule"`
 	Train    RunConfig          `yaml:"train"`
 	Speed    SpeedConfig        `yaml:"speed"`
+	// History lists the resumes that changed settings (written by spreadtrain; the values above are
+	// the ones in force).
+	History []Revision `yaml:"history,omitempty"`
 }
 
 // ModelConfig is the encoder plus an optional projection head.
