@@ -142,16 +142,21 @@ func resumeChanges(saved, next Config, pos Position) ([]Change, error) {
 			continue
 		}
 		if ok, why := Resumable(k); !ok {
-			return nil, fmt.Errorf("--resume: %s cannot change from %s to %s: %s. The saved configuration stays; "+
-				"start a new run (another --out) to change it", k, show(a[k]), show(b[k]), why)
+			return nil, &ResumeRefusal{fmt.Sprintf("--resume: %s cannot change from %s to %s: %s. The saved configuration stays; "+
+				"start a new run (another --out) to change it", k, show(a[k]), show(b[k]), why)}
 		}
 		out = append(out, Change{Key: k, From: a[k], To: b[k]})
 	}
 	if next.Train.Epochs < pos.Epoch {
-		return nil, fmt.Errorf("--resume: train.epochs %d: the run has already completed %d epochs", next.Train.Epochs, pos.Epoch)
+		return nil, &ResumeRefusal{fmt.Sprintf("--resume: train.epochs %d: the run has already completed %d epochs", next.Train.Epochs, pos.Epoch)}
 	}
 	return out, nil
 }
+
+// ResumeRefusal is a resume's request to change a setting that must stay (bad input, not a failure).
+type ResumeRefusal struct{ msg string }
+
+func (r *ResumeRefusal) Error() string { return r.msg }
 
 func show(v string) string {
 	if v == "" {

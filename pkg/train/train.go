@@ -113,6 +113,7 @@ type loop struct {
 	intervalStart time.Time
 	bar           *progress
 	collectiveErr error // an all-gather that failed inside the objective
+	savedStep     int   // the step of the last checkpoint written
 }
 
 func newLoop(opts Options) *loop {
@@ -279,7 +280,7 @@ func (l *loop) restore() error {
 	if err := ck.restore(l.model, l.opt, l.dev); err != nil {
 		return err
 	}
-	l.pos = ck.Pos
+	l.pos, l.savedStep = ck.Pos, ck.Pos.Step
 	var saved data.SamplerState
 	if err := json.Unmarshal(ck.Pos.Loader, &saved); err != nil {
 		return fmt.Errorf("resume: %s: loader state: %w", ck.Path, err)
@@ -325,7 +326,8 @@ func (l *loop) openLogs() (err error) {
 			return err
 		}
 		if len(l.changes) > 0 {
-			if err := l.metrics.add(Record{Kind: "resume", Step: l.pos.Step, Epoch: l.pos.Epoch, Changes: l.changes}); err != nil {
+			rec := Record{Kind: "resume", Step: l.pos.Step, Epoch: l.pos.Epoch, Values: map[string]float64{}, Changes: l.changes}
+			if err := l.metrics.add(rec); err != nil {
 				return err
 			}
 		}
@@ -591,7 +593,11 @@ func (l *loop) checkpoint() error {
 		return err
 	}
 	l.pos.Loader = l.pipe.state()
-	return saveCheckpoint(CheckpointPath(l.opts.RunDir, false), l.cfgYAML, l.model, l.opt, l.pos, l.dev)
+	if err := saveCheckpoint(CheckpointPath(l.opts.RunDir, false), l.cfgYAML, l.model, l.opt, l.pos, l.dev); err != nil {
+		return err
+	}
+	l.savedStep = l.pos.Step
+	return nil
 }
 
 // checkFinite stops the run at a non-finite loss with a command that continues it from the last
@@ -605,8 +611,8 @@ func (l *loop) checkFinite(vals map[string]float64) error {
 	for _, k := range keys {
 		if v := vals[k]; math.IsNaN(v) || math.IsInf(v, 0) {
 			return fmt.Errorf("the %s loss became %v before step %d (epoch %d); the run stopped and the last good checkpoint "+
-				"(%s) was kept. Continue it with a lower learning rate%s:\n  %s",
-				k, v, l.pos.Step, l.pos.Epoch+1, CheckpointPath(l.opts.RunDir, false), clipAdvice(l.cfg.Optim), l.recoveryCommand())
+				"(%s, step %d) was kept. Continue it with a lower learning rate%s:\n  %s",
+				k, v, l.pos.Step, l.pos.Epoch+1, CheckpointPath(l.opts.RunDir, false), l.savedStep, clipAdvice(l.cfg.Optim), l.recoveryCommand())
 		}
 	}
 	return nil
