@@ -332,7 +332,7 @@ func (l *loop) openLogs() (err error) {
 			}
 		}
 	}
-	if l.ck == nil {
+	if l.ck == nil || l.opts.From == "best" { // from best: last is where the run stands again
 		return l.checkpoint()
 	}
 	return nil
