@@ -96,8 +96,8 @@ func TestCLISmoke(t *testing.T) {
 	if code, _, stderr := runCLI(t, "train", "--out", runDir, "--resume"); code != 0 {
 		t.Fatalf("resume of a finished run exited %d:\n%s", code, stderr)
 	}
-	// a flag that would change a resumed run is refused with status 2
-	if code, _, stderr := runCLI(t, "train", "--out", runDir, "--resume", "--epochs", "5"); code != 2 || !strings.Contains(stderr, "saved configuration") {
+	// a flag that would change a resumed run's model is refused with status 2 (--epochs now extends it)
+	if code, _, stderr := runCLI(t, "train", "--out", runDir, "--resume", "--width", "0.5"); code != 2 || !strings.Contains(stderr, "saved configuration") {
 		t.Fatalf("resume with a changed flag: exit %d, %s", code, stderr)
 	}
 

@@ -132,9 +132,7 @@ func LoadConfig(pathOrName string) (Config, error) {
 	if err := decodeStrict(raw, &cfg); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", pathOrName, err)
 	}
-	if len(cfg.History) > 0 {
-		return cfg, fmt.Errorf("config %s: history is written by spreadtrain when a resume changes settings; leave it out", pathOrName)
-	}
+	cfg.History = nil // a run's config.yaml may start a new run, which has its own history
 	return cfg, nil
 }
 
