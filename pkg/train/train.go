@@ -114,6 +114,7 @@ type loop struct {
 	bar           *progress
 	collectiveErr error // an all-gather that failed inside the objective
 	savedStep     int   // the step of the last checkpoint written
+	interrupted   bool  // ctx was cancelled
 }
 
 func newLoop(opts Options) *loop {
@@ -412,6 +413,8 @@ func (l *loop) train(ctx context.Context) error {
 		l.acc, l.intervalStart = newAccumulator(), time.Now()
 		for {
 			if err := ctx.Err(); err != nil {
+				// the other ranks may not have seen the signal yet: no collective from here on
+				l.interrupted = true
 				if cerr := l.checkpoint(); cerr != nil {
 					return fmt.Errorf("%w; the checkpoint could not be written either: %v", ErrInterrupted, cerr)
 				}
@@ -554,7 +557,11 @@ func (l *loop) logInterval(epoch int) error {
 		return nil
 	}
 	steps := l.acc.steps
-	vals, err := l.acc.flush(l.group)
+	group := l.group
+	if l.interrupted {
+		group = nil // this rank's own average
+	}
+	vals, err := l.acc.flush(group)
 	if err != nil {
 		return err
 	}
