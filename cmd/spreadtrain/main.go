@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/spreadtrain/spreadtrain/pkg/torch"
 )
@@ -68,32 +71,105 @@ func run(args []string) (code int) {
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "spreadtrain",
 		Version: version + " (" + sourceRevision() + "libtorch " + torch.Version() + ")",
 		Usage:   "train representations that do not collapse (SupCon + class-conditional InfoNCE + autoencoder)",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
-			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level: debug, info, warn or error"},
-			&cli.IntFlag{Name: "threads", Value: 0, EnvVars: []string{"SPREADTRAIN_THREADS"},
-				Usage: "libtorch intra-op threads (0: libtorch's default, one per core)"},
-		},
-		Before: func(c *cli.Context) error {
-			if n := c.Int("threads"); n > 0 {
-				torch.SetNumThreads(n)
-			}
-			return nil
-		},
+		Flags:   globalFlags(),
 		Commands: []*cli.Command{trainCommand(), embedCommand(), evalCommand(), analyzeCommand(), exportCommand(),
 			dataCommand(), compareCommand()},
 		ExitErrHandler: func(*cli.Context, error) {}, // errors are printed once, by run
+		// --set values are YAML and may hold commas (augment.crop.scale=[0.5,1])
+		DisableSliceFlagSeparator: true,
 	}
+	for _, c := range app.Commands {
+		acceptGlobalFlags(c)
+	}
+	return app
+}
+
+const catGlobal = "Global (also accepted before the command)"
+
+// globalFlags are accepted before the command and after it (`spreadtrain train --threads 2`); each
+// command gets its own copies, read through globalValue.
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "log-format", Category: catGlobal, Value: "text", Usage: "log format: text or json"},
+		&cli.StringFlag{Name: "log-level", Category: catGlobal, Value: "info", Usage: "log level: debug, info, warn or error"},
+		&cli.IntFlag{Name: "threads", Category: catGlobal, Value: 0,
+			Usage: "libtorch intra-op threads (default: $SPREADTRAIN_THREADS, else one per core); for train, also train.threads"},
+	}
+}
+
+// acceptGlobalFlags adds the global flags to a command and its subcommands, and applies --threads
+// before the command's action runs.
+func acceptGlobalFlags(c *cli.Command) {
+	c.Flags = append(c.Flags, globalFlags()...)
+	for _, sub := range c.Subcommands {
+		acceptGlobalFlags(sub)
+	}
+	if action := c.Action; action != nil {
+		c.Action = func(ctx *cli.Context) error {
+			if err := applyThreads(ctx); err != nil {
+				return err
+			}
+			return action(ctx)
+		}
+	}
+}
+
+// globalValue is a global flag's value where the command line sets it, after the command or before.
+func globalValue(c *cli.Context, name string) (any, bool) {
+	for _, ctx := range c.Lineage() {
+		for _, set := range ctx.LocalFlagNames() {
+			if set == name {
+				return ctx.Value(name), true
+			}
+		}
+	}
+	return nil, false
+}
+
+func globalString(c *cli.Context, name string) string {
+	if v, ok := globalValue(c, name); ok {
+		return fmt.Sprint(v)
+	}
+	return c.String(name) // the default
+}
+
+// applyThreads sets libtorch's thread count from --threads, else from SPREADTRAIN_THREADS.
+func applyThreads(c *cli.Context) error {
+	n := 0
+	if v, ok := globalValue(c, "threads"); ok {
+		n = v.(int)
+	} else if env := os.Getenv("SPREADTRAIN_THREADS"); env != "" {
+		var err error
+		if n, err = strconv.Atoi(env); err != nil {
+			return badInput("SPREADTRAIN_THREADS=%q: want a number of threads", env)
+		}
+	}
+	if n < 0 {
+		return badInput("--threads %d: must be >= 0", n)
+	}
+	if n > 0 {
+		torch.SetNumThreads(n)
+	}
+	return nil
+}
+
+// yamlScalar is a flag's value as YAML, for train.SetKey.
+func yamlScalar(v any) (string, error) {
+	raw, err := yaml.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(raw)), nil
 }
 
 func newLogger(c *cli.Context) (*logrus.Logger, error) {
 	log := logrus.New()
 	log.SetOutput(os.Stderr)
-	switch f := c.String("log-format"); f {
+	switch f := globalString(c, "log-format"); f {
 	case "text":
 		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
 	case "json":
@@ -101,7 +177,7 @@ func newLogger(c *cli.Context) (*logrus.Logger, error) {
 	default:
 		return nil, badInput("--log-format %q: want text or json", f)
 	}
-	lvl, err := logrus.ParseLevel(c.String("log-level"))
+	lvl, err := logrus.ParseLevel(globalString(c, "log-level"))
 	if err != nil {
 		return nil, badInput("--log-level: %v", err)
 	}

@@ -44,6 +44,13 @@ func TestCLIDataParallel(t *testing.T) {
 	if !strings.Contains(string(raw), `"kind":"epoch","step":4,`) {
 		t.Fatalf("metrics do not end the epoch at step 4:\n%s", raw)
 	}
+	// resumed on one process for a second epoch: the same 4 steps per epoch
+	if code, _, stderr := runCLI(t, "train", "--out", runDir, "--resume", "--epochs", "2"); code != 0 {
+		t.Fatalf("one-process resume of the two-process run exited %d:\n%s", code, stderr)
+	}
+	if raw, _ := os.ReadFile(filepath.Join(runDir, "metrics.jsonl")); !strings.Contains(string(raw), `"kind":"epoch","step":8,`) {
+		t.Fatalf("metrics do not end the second epoch at step 8:\n%s", raw)
+	}
 }
 
 // runCLI runs the command in-process and returns its exit code, stdout and stderr.
@@ -96,8 +103,8 @@ func TestCLISmoke(t *testing.T) {
 	if code, _, stderr := runCLI(t, "train", "--out", runDir, "--resume"); code != 0 {
 		t.Fatalf("resume of a finished run exited %d:\n%s", code, stderr)
 	}
-	// a flag that would change a resumed run is refused with status 2
-	if code, _, stderr := runCLI(t, "train", "--out", runDir, "--resume", "--epochs", "5"); code != 2 || !strings.Contains(stderr, "saved configuration") {
+	// a flag that would change a resumed run's model is refused with status 2 (--epochs now extends it)
+	if code, _, stderr := runCLI(t, "train", "--out", runDir, "--resume", "--width", "0.5"); code != 2 || !strings.Contains(stderr, "saved configuration") {
 		t.Fatalf("resume with a changed flag: exit %d, %s", code, stderr)
 	}
 

@@ -60,7 +60,9 @@ func newSilhouetteDistances(x *torch.Tensor) silhouetteDistances {
 }
 
 // score is the silhouette of the rows under lab.
-func (s silhouetteDistances) score(lab []int64) (float64, error) { return silhouetteOf(s.x, s.dist, lab) }
+func (s silhouetteDistances) score(lab []int64) (float64, error) {
+	return silhouetteOf(s.x, s.dist, lab)
+}
 
 // silhouetteBlockElems bounds one block of distances (128 MiB of float64); a variable for the tests.
 var silhouetteBlockElems = 1 << 24

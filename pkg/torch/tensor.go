@@ -54,6 +54,16 @@ func WithScope(f func()) {
 	f()
 }
 
+// WithScopeErr runs f inside a new scope and closes it; it returns f's error, or the *Error a tensor
+// op panicked with (other panics pass through), so a step can return I/O and collective errors as
+// values while its tensor math stays free of error checks.
+func WithScopeErr(f func() error) (err error) {
+	if perr := Catch(func() { WithScope(func() { err = f() }) }); perr != nil {
+		return perr
+	}
+	return err
+}
+
 // Close frees every tensor the scope still owns and makes its parent current again.
 func (s *Scope) Close() {
 	scopeMu.Lock()

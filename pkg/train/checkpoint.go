@@ -2,6 +2,7 @@ package train
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,6 +29,7 @@ type Position struct {
 	Loader    []byte  // the batch iterator's state
 	BestScore float64 // best validation score so far (-1 when none)
 	BestEpoch int
+	Plan      lrPlan // the learning-rate schedule in force
 }
 
 func checkpointDir(runDir string) string { return filepath.Join(runDir, "checkpoints") }
@@ -66,6 +68,10 @@ func saveCheckpoint(path string, cfgYAML []byte, m *Model, opt nn.Optimizer, pos
 	if err != nil {
 		return err
 	}
+	plan, err := json.Marshal(pos.Plan)
+	if err != nil {
+		return err
+	}
 	meta := map[string]string{
 		"format":     "spreadtrain-checkpoint-1",
 		"config":     string(cfgYAML),
@@ -74,6 +80,7 @@ func saveCheckpoint(path string, cfgYAML []byte, m *Model, opt nn.Optimizer, pos
 		"loader":     base64.StdEncoding.EncodeToString(pos.Loader),
 		"best_score": strconv.FormatFloat(pos.BestScore, 'g', -1, 64),
 		"best_epoch": strconv.Itoa(pos.BestEpoch),
+		"lr_plan":    string(plan),
 	}
 	for k, v := range optMeta {
 		meta["optim."+k] = v
@@ -121,6 +128,10 @@ func ReadCheckpoint(path string) (*Checkpoint, error) {
 	}
 	if ck.Pos.BestEpoch, err = strconv.Atoi(meta["best_epoch"]); err != nil {
 		return nil, bad("best_epoch")
+	}
+	ck.Pos.Plan = configuredPlan(ck.Config.Schedule) // checkpoints from before re-planning
+	if raw, ok := meta["lr_plan"]; ok && json.Unmarshal([]byte(raw), &ck.Pos.Plan) != nil {
+		return nil, bad("lr_plan")
 	}
 	return ck, nil
 }

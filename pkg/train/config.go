@@ -5,10 +5,12 @@ package train
 import (
 	"bytes"
 	"embed"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -31,6 +33,9 @@ type Config struct {
 	Schedule nn.Schedule        `yaml:"schedule"`
 	Train    RunConfig          `yaml:"train"`
 	Speed    SpeedConfig        `yaml:"speed"`
+	// History lists the resumes that changed settings (written by spreadtrain; the values above are
+	// the ones in force).
+	History []Revision `yaml:"history,omitempty"`
 }
 
 // ModelConfig is the encoder plus an optional projection head.
@@ -141,12 +146,73 @@ func LoadConfig(pathOrName string) (Config, error) {
 		}
 		raw = builtin
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && err.Error() != "EOF" {
+	if err := decodeStrict(raw, &cfg); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", pathOrName, err)
 	}
+	cfg.History = nil // a run's config.yaml may start a new run, which has its own history
 	return cfg, nil
+}
+
+// decodeStrict applies a YAML document to cfg: the keys it names replace their values, the others
+// stay; an unknown key is an error that names it.
+func decodeStrict(raw []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// SetKey sets one configuration key ("section.key", as in the YAML file) to a YAML value, through the
+// same strict decoding as a file: an unknown key is an error listing the section's keys.
+func SetKey(cfg *Config, key, value string) error {
+	parts := strings.Split(key, ".")
+	for _, p := range parts {
+		if p == "" || strings.ContainsAny(p, " :#\t") {
+			return fmt.Errorf("%q is not a configuration key (want section.key, e.g. optimizer.lr)", key)
+		}
+	}
+	if parts[0] == "history" {
+		return fmt.Errorf("history is written by spreadtrain when a resume changes settings")
+	}
+	var doc strings.Builder
+	for i, p := range parts {
+		doc.WriteString(strings.Repeat("  ", i) + p + ":")
+		if i < len(parts)-1 {
+			doc.WriteString("\n")
+		}
+	}
+	doc.WriteString(" " + value + "\n")
+	if err := decodeStrict([]byte(doc.String()), cfg); err != nil {
+		if strings.Contains(err.Error(), "not found in type") {
+			return fmt.Errorf("unknown configuration key %s (%s)", key, keysUnder(parts[0]))
+		}
+		return fmt.Errorf("%s = %s: %w", key, value, err)
+	}
+	return nil
+}
+
+// keysUnder describes the keys of a section, for an error message.
+func keysUnder(section string) string {
+	flat, _ := flatKeys(Default())
+	var keys, sections []string
+	seen := map[string]bool{}
+	for k := range flat {
+		if rest, ok := strings.CutPrefix(k, section+"."); ok {
+			keys = append(keys, rest)
+		}
+		if s, _, _ := strings.Cut(k, "."); !seen[s] {
+			seen[s] = true
+			sections = append(sections, s)
+		}
+	}
+	sort.Strings(keys)
+	sort.Strings(sections)
+	if len(keys) == 0 {
+		return "sections: " + strings.Join(sections, ", ")
+	}
+	return section + " has: " + strings.Join(keys, ", ")
 }
 
 // Validate checks every section and names the field at fault.
@@ -292,12 +358,8 @@ func (c Config) Normalized() Config {
 // ParseConfigYAML reads a configuration saved by Save (e.g. from a checkpoint).
 func ParseConfigYAML(raw []byte) (Config, error) {
 	cfg := Default()
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
-		return cfg, err
-	}
-	return cfg, nil
+	err := decodeStrict(raw, &cfg)
+	return cfg, err
 }
 
 // writeAtomic replaces path with raw so that a crash leaves the old or the new content.

@@ -12,13 +12,15 @@ import (
 	"github.com/spreadtrain/spreadtrain/pkg/tfevents"
 )
 
-// Record is one line of RUNDIR/metrics.jsonl: kind "step" (averages over the last log interval) or
-// "epoch" (validation), with the step it was written after.
+// Record is one line of RUNDIR/metrics.jsonl: kind "step" (averages over the last log interval),
+// "epoch" (validation) or "resume" (settings a resume changed, in force from Step on), with the step
+// it was written after.
 type Record struct {
-	Kind   string             `json:"kind"`
-	Step   int                `json:"step"`
-	Epoch  int                `json:"epoch"`
-	Values map[string]float64 `json:"values"`
+	Kind    string             `json:"kind"`
+	Step    int                `json:"step"`
+	Epoch   int                `json:"epoch"`
+	Values  map[string]float64 `json:"values"`
+	Changes []Change           `json:"changes,omitempty"`
 }
 
 const metricsFile = "metrics.jsonl"

@@ -46,20 +46,17 @@ func newPipeline(cfg Config, d *data.Dataset, dev torch.Device, rank, world int)
 }
 
 // next returns the next step's input, or ok = false at the end of an epoch (the following call
-// starts the next one). Errors panic as *torch.Error inside the loop's Catch.
-func (p *pipeline) next() (stepInput, bool) {
+// starts the next one).
+func (p *pipeline) next() (stepInput, bool, error) {
 	b, ok, err := p.loader.Next()
-	if err != nil {
-		panic(&torch.Error{Op: "data", Msg: err.Error()})
-	}
-	if !ok {
-		return stepInput{}, false
+	if err != nil || !ok {
+		return stepInput{}, false, err
 	}
 	views, err := p.aug.Views(b.Images, p.views)
 	if err != nil {
-		panic(&torch.Error{Op: "augment", Msg: err.Error()})
+		return stepInput{}, false, fmt.Errorf("augment: %w", err)
 	}
-	return stepInput{views: views, coarse: b.Coarse}, true
+	return stepInput{views: views, coarse: b.Coarse}, true, nil
 }
 
 func (p *pipeline) stepsPerEpoch() int { return p.loader.StepsPerEpoch() }
@@ -70,16 +67,6 @@ func (p *pipeline) state() []byte {
 	return raw
 }
 
-func (p *pipeline) setState(raw []byte) error {
-	var st data.SamplerState
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return fmt.Errorf("loader state: %w", err)
-	}
-	// the checkpoint holds rank 0's sampler; every rank continues with its own shard of the same
-	// global batches, which also re-shards a run restarted with another number of processes
-	mine := p.loader.State()
-	st.Rank, st.World, st.BatchSize = mine.Rank, mine.World, mine.BatchSize
-	return p.loader.Restore(st)
-}
+func (p *pipeline) setState(st data.SamplerState) error { return p.loader.Restore(st) }
 
 func (p *pipeline) free() { p.loader.Close() }

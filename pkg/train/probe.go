@@ -26,43 +26,56 @@ func augmentedProbe(tr *trained, train, test *data.Dataset, testFeats *torch.Ten
 	}
 	defer loader.Close()
 	var head *torch.Module
-	res := &eval.ProbeResult{NumClasses: int(classes), Iterations: epochs}
-	err = torch.Catch(func() {
+	defer func() {
+		if head != nil {
+			head.Free()
+		}
+	}()
+	if err := torch.Catch(func() {
 		head = torch.NewLinear(tr.model.EmbedDim(), classes, true)
 		head.ToDevice(tr.dev)
-		opt, err := nn.NewOptimizer(nn.OptimConfig{Name: "adamw", LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}, head.Parameters())
-		if err != nil {
-			panic(&torch.Error{Op: "probe", Msg: err.Error()})
-		}
-		tr.model.SetEncodersTrain(false)
-		var correct, seen float64
-		for epoch := 0; epoch < epochs; epoch++ {
-			correct, seen = 0, 0
-			for {
-				b, ok, err := loader.Next()
+	}); err != nil {
+		return nil, fmt.Errorf("augmented probe: %w", err)
+	}
+	res := &eval.ProbeResult{NumClasses: int(classes), Iterations: epochs}
+	opt, err := nn.NewOptimizer(nn.OptimConfig{Name: "adamw", LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}, head.Parameters())
+	if err != nil {
+		return nil, fmt.Errorf("augmented probe: %w", err)
+	}
+	tr.model.SetEncodersTrain(false)
+	var correct, seen float64
+	for epoch := 0; epoch < epochs; epoch++ {
+		correct, seen = 0, 0
+		for {
+			b, ok, err := loader.Next()
+			if err != nil {
+				return nil, fmt.Errorf("augmented probe: %w", err)
+			}
+			if !ok {
+				break
+			}
+			err = torch.WithScopeErr(func() error {
+				views, err := tr.aug.Views(b.Images, 1)
 				if err != nil {
-					panic(&torch.Error{Op: "probe", Msg: err.Error()})
+					return err
 				}
-				if !ok {
-					break
-				}
-				torch.WithScope(func() {
-					views, err := tr.aug.Views(b.Images, 1)
-					if err != nil {
-						panic(&torch.Error{Op: "probe", Msg: err.Error()})
-					}
-					var h *torch.Tensor
-					torch.NoGrad(func() { h = tr.model.Embed(views.Flatten(0, 1)) })
-					logits := head.Forward(h)
-					torch.CrossEntropy(logits, b.Coarse, torch.ReduceMean, 0).Backward()
-					opt.Step(1e-3)
-					opt.ZeroGrad()
-					correct += logits.Argmax(1, false).Eq(b.Coarse).To(torch.Float64).Sum().Item()
-					seen += float64(b.Coarse.Size(0))
-				})
+				var h *torch.Tensor
+				torch.NoGrad(func() { h = tr.model.Embed(views.Flatten(0, 1)) })
+				logits := head.Forward(h)
+				torch.CrossEntropy(logits, b.Coarse, torch.ReduceMean, 0).Backward()
+				opt.Step(1e-3)
+				opt.ZeroGrad()
+				correct += logits.Argmax(1, false).Eq(b.Coarse).To(torch.Float64).Sum().Item()
+				seen += float64(b.Coarse.Size(0))
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("augmented probe: %w", err)
 			}
 		}
-		res.TrainAcc = correct / max(seen, 1) // on the last epoch's augmented images
+	}
+	res.TrainAcc = correct / max(seen, 1) // on the last epoch's augmented images
+	err = torch.Catch(func() {
 		torch.NoGrad(func() {
 			torch.WithScope(func() {
 				pred := head.Forward(testFeats.On(tr.dev)).Argmax(1, false).On(torch.CPU)
@@ -70,7 +83,6 @@ func augmentedProbe(tr *trained, train, test *data.Dataset, testFeats *torch.Ten
 			})
 		})
 	})
-	head.Free()
 	if err != nil {
 		return nil, fmt.Errorf("augmented probe: %w", err)
 	}

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -16,6 +20,7 @@ import (
 
 	"github.com/spreadtrain/spreadtrain/pkg/data"
 	"github.com/spreadtrain/spreadtrain/pkg/dist"
+	"github.com/spreadtrain/spreadtrain/pkg/eval"
 	"github.com/spreadtrain/spreadtrain/pkg/nn"
 	"github.com/spreadtrain/spreadtrain/pkg/torch"
 )
@@ -25,7 +30,13 @@ type Options struct {
 	Config   Config
 	RunDir   string
 	DataRoot string
-	Resume   bool
+	// Resume continues the run in RunDir from a checkpoint (From: "last", the default, or "best"),
+	// with the configuration saved in it; Config is then not used.
+	Resume bool
+	From   string
+	// Override changes the configuration: Config on a new run, the saved one on resume, where only
+	// the settings Resumable allows may change (each change is recorded in the run folder).
+	Override func(*Config) error
 	Log      *logrus.Logger
 	// Progress receives a redrawn progress bar when non-nil (stderr on a terminal); otherwise the
 	// loop logs a plain line every log interval.
@@ -51,158 +62,297 @@ type Result struct {
 
 // Run trains a model as configured, writing everything to opts.RunDir. It returns ErrInterrupted
 // (wrapped) when ctx is cancelled, after checkpointing.
-func Run(ctx context.Context, opts Options) (res Result, err error) {
+func Run(ctx context.Context, opts Options) (Result, error) {
 	runtime.LockOSThread() // libtorch keeps grad mode per thread
 	defer runtime.UnlockOSThread()
-	log := opts.Log
-	if log == nil {
-		log = logrus.New()
-		log.SetOutput(io.Discard)
+	l := newLoop(opts)
+	defer l.free()
+	if err := l.configure(); err != nil { // run folder, the checkpoint to resume, the settings in force
+		return l.result(), err
 	}
-	rank, world := 0, 1
-	if opts.Group != nil {
-		rank, world = opts.Group.Rank(), opts.Group.WorldSize()
+	if err := l.build(); err != nil { // data, model, optimizer, batches
+		return l.result(), err
 	}
-	if rank == 0 {
-		if err := prepareRunDir(opts.RunDir, opts.Resume); err != nil {
-			return res, err
+	if err := l.resume(); err != nil { // weights, optimizer, generators, position, schedule
+		return l.result(), err
+	}
+	if err := l.openLogs(); err != nil { // config.yaml, metrics.jsonl, the first checkpoint
+		return l.result(), err
+	}
+	if err := l.train(ctx); err != nil { // epochs of steps, validation, checkpoints
+		return l.result(), err
+	}
+	return l.result(), l.finish() // curves and the test embeddings' picture
+}
+
+// loop is one run's state.
+type loop struct {
+	opts        Options
+	log         *logrus.Logger
+	group       *dist.Group
+	rank, world int
+
+	ck      *Checkpoint // the checkpoint being resumed (nil for a new run)
+	changes []Change    // what the resume changed
+	cfg     Config
+	cfgYAML []byte
+	dev     torch.Device
+	fast    FastPath
+
+	trainSet, val *data.Dataset
+	model         *Model
+	opt           nn.Optimizer
+	params        []torch.Named
+	pipe          *pipeline
+	stepsPerEpoch int
+	totalSteps    int
+	pos           Position
+	metrics       *metricsLog
+
+	acc           *accumulator
+	intervalStart time.Time
+	bar           *progress
+	collectiveErr error // an all-gather that failed inside the objective
+	savedStep     int   // the step of the last checkpoint written
+	interrupted   bool  // ctx was cancelled
+}
+
+func newLoop(opts Options) *loop {
+	l := &loop{opts: opts, log: opts.Log, group: opts.Group, world: 1, pos: Position{BestScore: -1}}
+	if l.log == nil {
+		l.log = logrus.New()
+		l.log.SetOutput(io.Discard)
+	}
+	if l.group != nil {
+		l.rank, l.world = l.group.Rank(), l.group.WorldSize()
+	}
+	return l
+}
+
+func (l *loop) free() {
+	if l.metrics != nil {
+		l.metrics.close()
+	}
+	if l.pipe != nil {
+		l.pipe.free()
+	}
+	if l.model != nil {
+		l.model.Free()
+	}
+	if l.ck != nil {
+		l.ck.Free()
+	}
+}
+
+func (l *loop) result() Result {
+	return Result{Steps: l.pos.Step, Epochs: l.pos.Epoch, BestScore: l.pos.BestScore, BestEpoch: l.pos.BestEpoch}
+}
+
+// seedFor is the seed of rank's generators from step on: every rank draws its own augmentations
+// (the weights come from rank 0), and a resumed rank > 0 continues on a stream of its own (the
+// checkpoint holds rank 0's generator).
+func seedFor(seed uint64, rank, step int) uint64 { return seed + uint64(rank)*1_000_003 + uint64(step) }
+
+// configure prepares the run folder, reads the checkpoint to resume, and settles the configuration
+// in force (the saved one plus the overrides a resume may make), its threads and device.
+func (l *loop) configure() error {
+	if l.rank == 0 {
+		if err := prepareRunDir(l.opts.RunDir, l.opts.Resume, l.opts.From); err != nil {
+			return err
 		}
 	}
-	if err := barrier(opts.Group); err != nil {
-		return res, err
+	if err := barrier(l.group); err != nil {
+		return err
 	}
-	cfg := opts.Config.Normalized()
-	var ck *Checkpoint
-	if opts.Resume {
-		if ck, err = ReadCheckpoint(CheckpointPath(opts.RunDir, false)); err != nil {
-			return res, fmt.Errorf("resume: %w", err)
+	cfg := l.opts.Config
+	if l.opts.Resume {
+		ck, err := readResumeCheckpoint(l.opts.RunDir, l.opts.From)
+		if err != nil {
+			return err
 		}
-		defer ck.Free()
-		// the run continues with the configuration it started with
-		cfg = ck.Config.Normalized()
+		l.ck, cfg = ck, ck.Config
+	}
+	cfg = cfg.Normalized()
+	if l.opts.Override != nil {
+		if err := l.opts.Override(&cfg); err != nil {
+			return err
+		}
+		cfg = cfg.Normalized()
 	}
 	if err := cfg.Validate(); err != nil {
-		return res, err
+		return err
+	}
+	if l.ck != nil {
+		changes, err := resumeChanges(l.ck.Config.Normalized(), cfg, l.ck.Pos)
+		if err != nil {
+			return err
+		}
+		if len(changes) > 0 {
+			l.changes = changes
+			cfg.History = append(append([]Revision(nil), cfg.History...),
+				Revision{Step: l.ck.Pos.Step, Epoch: l.ck.Pos.Epoch, Changes: changes})
+		}
 	}
 	if cfg.Train.Threads > 0 {
 		torch.SetNumThreads(cfg.Train.Threads)
 	}
 	dev, err := torch.ParseDevice(cfg.Train.Device)
 	if err != nil {
-		return res, fmt.Errorf("train.device: %w", err)
+		return fmt.Errorf("train.device: %w", err)
 	}
-	if dev.Type == torch.CUDADevice && opts.Group != nil {
-		dev = torch.CUDA(opts.Group.LocalRank()) // one GPU per process
+	if dev.Type == torch.CUDADevice && l.group != nil {
+		dev = torch.CUDA(l.group.LocalRank()) // one GPU per process
 		// the current device of this (locked) thread, so that nothing lands on GPU 0 by default
 		if err := torch.SetCUDADevice(dev.Index); err != nil {
-			return res, err
+			return err
 		}
 	}
-	// every rank draws its own augmentations; the weights come from rank 0 (broadcast below)
-	torch.ManualSeed(cfg.Train.Seed + uint64(rank)*1_000_003)
-
-	trainSet, valSet, err := loadTrainVal(cfg, opts.DataRoot)
-	if err != nil {
-		return res, err
-	}
-	cfg.Augment = resolveAugment(cfg, trainSet)
-	cfgYAML, err := yaml.Marshal(cfg)
-	if err != nil {
-		return res, err
-	}
-	if !opts.Resume && rank == 0 {
-		if err := writeAtomic(filepath.Join(opts.RunDir, "config.yaml"), cfgYAML); err != nil {
-			return res, err
-		}
-	}
-	log.WithFields(logrus.Fields{"train": trainSet.N, "val": valSet.N, "coarse": trainSet.CoarseNames,
-		"device": dev, "libtorch": torch.Version()}).Info("data loaded")
-
-	model, err := NewModel(cfg, ShapeOf(cfg, trainSet))
-	if err != nil {
-		return res, err
-	}
-	defer model.Free()
-	if !opts.Resume {
-		if err := loadInit(model.Encoder, cfg.Model); err != nil {
-			return res, err
-		}
-	}
-	if err := torch.Catch(func() { model.ToDevice(dev) }); err != nil {
-		return res, err
-	}
-	fast, err := cfg.Speed.Resolve(dev)
-	if err != nil {
-		return res, err
-	}
-	if err := torch.Catch(func() { fast.Apply(model) }); err != nil {
-		return res, err
-	}
-	params := model.Parameters()
-	log.WithFields(logrus.Fields{"parameters": nn.CountParams(params), "encoder_dim": model.Encoder.OutDim,
-		"method": cfg.Method.Name, "amp_bf16": fast.AMP, "channels_last": fast.ChannelsLast,
-		"cudnn_benchmark": fast.CuDNNBenchmark, "foreach": fast.Foreach}).Info("model built")
-	opt, err := nn.NewOptimizer(fast.Optim(cfg.Optim), params)
-	if err != nil {
-		return res, err
-	}
-
-	pipe, err := newPipeline(cfg, trainSet, dev, rank, world)
-	if err != nil {
-		return res, err
-	}
-	defer pipe.free()
-	stepsPerEpoch := pipe.stepsPerEpoch()
-	totalSteps := stepsPerEpoch * cfg.Train.Epochs
-	if err := cfg.Schedule.Validate(totalSteps); err != nil {
-		return res, err
-	}
-
-	pos := Position{BestScore: -1}
-	if ck != nil {
-		if err := ck.restore(model, opt, dev); err != nil {
-			return res, err
-		}
-		pos = ck.Pos
-		if err := pipe.setState(pos.Loader); err != nil {
-			return res, fmt.Errorf("resume: %w", err)
-		}
-		if rank > 0 { // the checkpoint holds rank 0's generator; the others continue on their own stream
-			torch.ManualSeed(cfg.Train.Seed + uint64(rank)*1_000_003 + uint64(pos.Step))
-		}
-		log.WithFields(logrus.Fields{"epoch": pos.Epoch, "step": pos.Step}).Info("resumed from the last checkpoint")
-	}
-	if opts.Group != nil {
-		if err := opts.Group.BroadcastParameters(model.State(), 0); err != nil {
-			return res, err
-		}
-	}
-	var metrics *metricsLog
-	if rank == 0 {
-		if metrics, err = openMetrics(opts.RunDir, pos.Step, opts.Resume); err != nil {
-			return res, err
-		}
-		defer metrics.close()
-	} else {
-		log.SetOutput(io.Discard) // rank 0 speaks for the job
-		opts.Progress = nil
-	}
-
-	lp := &loop{cfg: cfg, fast: fast, opts: opts, group: opts.Group, rank: rank, log: log, model: model, opt: opt, params: params, pipe: pipe, dev: dev,
-		metrics: metrics, cfgYAML: cfgYAML, pos: pos, stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps,
-		val: valSet, train: trainSet}
-	if cerr := torch.Catch(func() { err = lp.run(ctx) }); cerr != nil {
-		err = cerr
-	}
-	res = Result{Steps: lp.pos.Step, Epochs: lp.pos.Epoch, BestScore: lp.pos.BestScore, BestEpoch: lp.pos.BestEpoch}
-	if err == nil && lp.pos.Epoch == cfg.Train.Epochs && rank == 0 {
-		err = lp.finalPlots()
-	}
-	return res, err
+	l.cfg, l.dev = cfg, dev
+	torch.ManualSeed(seedFor(cfg.Train.Seed, l.rank, 0))
+	return nil
 }
 
-// finalPlots draws the training curves and the test embeddings' 2-D projection into the run folder.
-func (l *loop) finalPlots() error {
+// readResumeCheckpoint reads the checkpoint a resume starts from. When the last one is unreadable it
+// says so and offers the best one, never falling back silently.
+func readResumeCheckpoint(runDir, from string) (*Checkpoint, error) {
+	best := from == "best"
+	ck, err := ReadCheckpoint(CheckpointPath(runDir, best))
+	if err == nil {
+		return ck, nil
+	}
+	if !best && fileExists(CheckpointPath(runDir, true)) {
+		return nil, fmt.Errorf("resume: %w\nthe best checkpoint (%s) is still there: continue from it, training again "+
+			"the steps after it, with\n  spreadtrain train --out %s --resume --from best", err, CheckpointPath(runDir, true), shellQuote(runDir))
+	}
+	return nil, fmt.Errorf("resume: %w", err)
+}
+
+// build loads the data and assembles the model, the optimizer and the batch pipeline on the device.
+func (l *loop) build() (err error) {
+	cfg := &l.cfg
+	if l.trainSet, l.val, err = loadTrainVal(*cfg, l.opts.DataRoot); err != nil {
+		return err
+	}
+	cfg.Augment = resolveAugment(*cfg, l.trainSet)
+	l.log.WithFields(logrus.Fields{"train": l.trainSet.N, "val": l.val.N, "coarse": l.trainSet.CoarseNames,
+		"device": l.dev, "libtorch": torch.Version()}).Info("data loaded")
+
+	if l.model, err = NewModel(*cfg, ShapeOf(*cfg, l.trainSet)); err != nil {
+		return err
+	}
+	if !l.opts.Resume { // model.init: pretrained encoder weights (a resume has its own)
+		if err := loadInit(l.model.Encoder, cfg.Model); err != nil {
+			return err
+		}
+	}
+	if l.fast, err = cfg.Speed.Resolve(l.dev); err != nil {
+		return err
+	}
+	if err := torch.Catch(func() { l.model.ToDevice(l.dev); l.fast.Apply(l.model) }); err != nil {
+		return err
+	}
+	l.params = l.model.Parameters()
+	l.log.WithFields(logrus.Fields{"parameters": nn.CountParams(l.params), "encoder_dim": l.model.Encoder.OutDim,
+		"method": cfg.Method.Name, "amp_bf16": l.fast.AMP, "channels_last": l.fast.ChannelsLast,
+		"cudnn_benchmark": l.fast.CuDNNBenchmark, "foreach": l.fast.Foreach}).Info("model built")
+	if l.opt, err = nn.NewOptimizer(l.fast.Optim(cfg.Optim), l.params); err != nil {
+		return err
+	}
+	if l.pipe, err = newPipeline(*cfg, l.trainSet, l.dev, l.rank, l.world); err != nil {
+		return err
+	}
+	l.stepsPerEpoch = l.pipe.stepsPerEpoch()
+	l.pos.Plan = configuredPlan(cfg.Schedule)
+	return nil
+}
+
+// resume restores the checkpoint's weights, optimizer state, generators and position, carries the
+// loader over to a changed batch size, and re-plans the schedule when the run's length changed; for
+// a new run it plans the schedule. Then rank 0's weights go to every rank.
+func (l *loop) resume() error {
+	if l.ck != nil {
+		if err := l.restore(); err != nil {
+			return err
+		}
+	}
+	l.totalSteps = l.pos.Step + remainingSteps(l.pos.Epoch, l.cfg.Train.Epochs, l.pipe.position(), l.stepsPerEpoch)
+	if err := l.cfg.Schedule.Validate(l.totalSteps - l.pos.Plan.RampStart); err != nil {
+		return err
+	}
+	if l.group != nil {
+		return l.group.BroadcastParameters(l.model.State(), 0)
+	}
+	return nil
+}
+
+func (l *loop) restore() error {
+	ck := l.ck
+	if err := ck.restore(l.model, l.opt, l.dev); err != nil {
+		return err
+	}
+	l.pos, l.savedStep = ck.Pos, ck.Pos.Step
+	var saved data.SamplerState
+	if err := json.Unmarshal(ck.Pos.Loader, &saved); err != nil {
+		return fmt.Errorf("resume: %s: loader state: %w", ck.Path, err)
+	}
+	st := replanLoader(saved, l.cfg.Train.BatchSize/l.world, l.rank, l.world)
+	if err := l.pipe.setState(st); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	if l.rank > 0 {
+		torch.ManualSeed(seedFor(l.cfg.Train.Seed, l.rank, l.pos.Step))
+	}
+	old := ck.Config.Normalized()
+	if changed(l.changes, "train.epochs", "train.batch_size", "schedule.warmup_steps") || max(saved.World, 1) != l.world {
+		oldTotal := l.pos.Step + remainingSteps(l.pos.Epoch, old.Train.Epochs, saved.Pos, stepsPerEpochOf(saved))
+		l.pos.Plan = l.pos.Plan.replan(old.Schedule, l.cfg.Schedule, l.pos.Step, oldTotal, changed(l.changes, "schedule.warmup_steps"))
+	}
+	fields := logrus.Fields{"epoch": l.pos.Epoch, "step": l.pos.Step, "checkpoint": ck.Path}
+	for _, c := range l.changes {
+		fields[c.Key] = c.From + " -> " + c.To
+	}
+	if st.Pos != saved.Pos {
+		fields["epoch_position"] = fmt.Sprintf("batch %d of %d (was %d of %d)", st.Pos, l.stepsPerEpoch, saved.Pos, stepsPerEpochOf(saved))
+	}
+	l.log.WithFields(fields).Info("resumed")
+	return nil
+}
+
+// openLogs writes config.yaml and opens metrics.jsonl (rank 0; the others stay quiet), records the
+// changes a resume made, and writes a new run's first checkpoint, so that even a run that diverges
+// at its first step can be resumed with other settings.
+func (l *loop) openLogs() (err error) {
+	if l.cfgYAML, err = yaml.Marshal(l.cfg); err != nil {
+		return err
+	}
+	if l.rank > 0 {
+		l.log.SetOutput(io.Discard) // rank 0 speaks for the job
+		l.opts.Progress = nil
+	} else {
+		if err := writeAtomic(filepath.Join(l.opts.RunDir, "config.yaml"), l.cfgYAML); err != nil {
+			return err
+		}
+		if l.metrics, err = openMetrics(l.opts.RunDir, l.pos.Step, l.opts.Resume); err != nil {
+			return err
+		}
+		if len(l.changes) > 0 {
+			rec := Record{Kind: "resume", Step: l.pos.Step, Epoch: l.pos.Epoch, Values: map[string]float64{}, Changes: l.changes}
+			if err := l.metrics.add(rec); err != nil {
+				return err
+			}
+		}
+	}
+	if l.ck == nil || l.opts.From == "best" { // from best: last is where the run stands again
+		return l.checkpoint()
+	}
+	return nil
+}
+
+// finish draws the training curves and the test embeddings' 2-D projection once the last epoch is done.
+func (l *loop) finish() error {
+	if l.pos.Epoch < l.cfg.Train.Epochs || l.rank > 0 {
+		return nil
+	}
 	if err := PlotCurves(l.opts.RunDir); err != nil {
 		return fmt.Errorf("training curves: %w", err)
 	}
@@ -219,16 +369,21 @@ func (l *loop) finalPlots() error {
 }
 
 // prepareRunDir refuses to overwrite a run by accident, and to resume one that does not exist.
-func prepareRunDir(dir string, resume bool) error {
+func prepareRunDir(dir string, resume bool, from string) error {
 	if dir == "" {
 		return fmt.Errorf("--out: a run folder is required")
 	}
-	last := CheckpointPath(dir, false)
-	_, statErr := os.Stat(last)
+	switch from {
+	case "", "last", "best":
+	default:
+		return fmt.Errorf("--from %q: want last or best", from)
+	}
+	ck := CheckpointPath(dir, from == "best")
+	_, statErr := os.Stat(ck)
 	switch {
 	case resume && statErr != nil:
-		return fmt.Errorf("--resume: %s has no checkpoint (%s); start the run without --resume", dir, last)
-	case !resume && statErr == nil:
+		return fmt.Errorf("--resume: %s has no checkpoint (%s); start the run without --resume", dir, ck)
+	case !resume && fileExists(CheckpointPath(dir, false)):
 		return fmt.Errorf("%s already holds a run; pass --resume to continue it, or choose another --out", dir)
 	}
 	// a crash during a checkpoint write leaves its temporary file behind: the rename never happened
@@ -263,45 +418,23 @@ func loadTrainVal(cfg Config, root string) (train, val *data.Dataset, err error)
 	return data.SplitTrainVal(all, cfg.Train.ValFraction, data.DefaultSplitSeed+cfg.Data.Seed)
 }
 
-// loop is one run's mutable state.
-type loop struct {
-	group         *dist.Group
-	rank          int
-	cfg           Config
-	fast          FastPath
-	opts          Options
-	log           *logrus.Logger
-	model         *Model
-	opt           nn.Optimizer
-	params        []torch.Named
-	pipe          *pipeline
-	dev           torch.Device
-	metrics       *metricsLog
-	cfgYAML       []byte
-	pos           Position
-	stepsPerEpoch int
-	totalSteps    int
-	train, val    *data.Dataset
-	acc           *accumulator
-	intervalStart time.Time
-	bar           *progress
-}
-
-func (l *loop) run(ctx context.Context) error {
-	cfg := l.cfg
+// train runs the epochs left: steps, log records, checkpoints, and validation at each epoch's end.
+func (l *loop) train(ctx context.Context) error {
 	stepsThisCall := 0
-	for l.pos.Epoch < cfg.Train.Epochs {
+	for l.pos.Epoch < l.cfg.Train.Epochs {
 		epoch := l.pos.Epoch + 1
 		l.model.SetTrain(true)
 		l.bar = nil
 		if l.opts.Progress != nil {
-			l.bar = newProgress(l.opts.Progress, epoch, cfg.Train.Epochs, l.stepsPerEpoch)
+			l.bar = newProgress(l.opts.Progress, epoch, l.cfg.Train.Epochs, l.stepsPerEpoch)
 		}
 		l.acc, l.intervalStart = newAccumulator(), time.Now()
 		for {
 			if stop, err := l.stopNow(ctx); err != nil {
 				return err
 			} else if stop {
+				// ranks agree on the step to stop after (stopNow); the checkpoint makes no collective
+				l.interrupted = true
 				if cerr := l.checkpoint(); cerr != nil {
 					return fmt.Errorf("%w; the checkpoint could not be written either: %v", ErrInterrupted, cerr)
 				}
@@ -310,42 +443,21 @@ func (l *loop) run(ctx context.Context) error {
 			if l.opts.MaxSteps > 0 && stepsThisCall >= l.opts.MaxSteps {
 				return l.checkpoint()
 			}
-			var ok bool
-			torch.WithScope(func() {
-				var in stepInput
-				in, ok = l.pipe.next()
-				if !ok {
-					return
-				}
-				lr := cfg.Schedule.LR(cfg.Optim.LR, l.pos.Step, l.totalSteps)
-				if l.group != nil {
-					in.gather = l.gather
-				}
-				terms := objective(l.model, cfg.Method, l.fast, in)
-				terms.Total.Backward()
-				if l.group != nil {
-					if _, err := l.group.AllReduceGradients(l.params); err != nil {
-						panic(&torch.Error{Op: "all-reduce", Msg: err.Error()})
-					}
-				}
-				if cfg.Optim.ClipNorm > 0 {
-					nn.ClipGradNorm(l.params, cfg.Optim.ClipNorm)
-				}
-				l.opt.Step(lr)
-				l.opt.ZeroGrad()
-				l.acc.add(terms, lr)
-			})
-			if !ok {
+			more, err := l.step()
+			if err != nil {
+				return err
+			}
+			if !more {
 				break
 			}
 			l.pos.Step++
 			stepsThisCall++
-			if l.pos.Step%cfg.Train.LogEvery == 0 || l.pipe.position() == l.stepsPerEpoch {
+			if l.pos.Step%l.cfg.Train.LogEvery == 0 || l.pipe.position() == l.stepsPerEpoch {
 				if err := l.logInterval(epoch); err != nil {
 					return err
 				}
 			}
-			if l.pos.Step%cfg.Train.CheckpointEvery == 0 {
+			if l.pos.Step%l.cfg.Train.CheckpointEvery == 0 {
 				if err := l.checkpoint(); err != nil {
 					return err
 				}
@@ -359,9 +471,44 @@ func (l *loop) run(ctx context.Context) error {
 	return nil
 }
 
+// step trains on the next batch: objective, backward, all-reduce, clip, optimizer step, accumulate.
+// It returns false at the end of an epoch.
+func (l *loop) step() (more bool, err error) {
+	err = torch.WithScopeErr(func() error {
+		in, ok, err := l.pipe.next()
+		if err != nil || !ok {
+			return err
+		}
+		more = true
+		lr := l.pos.Plan.lr(l.cfg.Schedule, l.cfg.Optim.LR, l.pos.Step, l.totalSteps)
+		if l.group != nil {
+			in.gather = l.gather
+		}
+		terms := objective(l.model, l.cfg.Method, l.fast, in)
+		if l.collectiveErr != nil {
+			return l.collectiveErr
+		}
+		terms.Total.Backward()
+		if l.group != nil {
+			if _, err := l.group.AllReduceGradients(l.params); err != nil {
+				return err
+			}
+		}
+		if l.cfg.Optim.ClipNorm > 0 {
+			nn.ClipGradNorm(l.params, l.cfg.Optim.ClipNorm)
+		}
+		l.opt.Step(lr)
+		l.opt.ZeroGrad()
+		l.acc.add(terms, lr)
+		return nil
+	})
+	return more, err
+}
+
 // endEpoch validates, keeps the best checkpoint, and checkpoints.
 func (l *loop) endEpoch(epoch int) error {
 	vals := map[string]float64{}
+	best := false
 	if l.cfg.Train.EvalEvery > 0 && epoch%l.cfg.Train.EvalEvery == 0 && l.val.N > 0 {
 		score, err := l.validate()
 		if err != nil {
@@ -370,7 +517,7 @@ func (l *loop) endEpoch(epoch int) error {
 		vals["val_coarse_knn_acc"] = score
 		if score > l.pos.BestScore {
 			l.pos.BestScore, l.pos.BestEpoch = score, epoch
-			vals["best"] = 1
+			best = true
 		}
 	}
 	if l.metrics == nil { // ranks > 0 validate too (same time per epoch), but only rank 0 writes
@@ -383,20 +530,58 @@ func (l *loop) endEpoch(epoch int) error {
 	if err := l.checkpoint(); err != nil {
 		return err
 	}
-	if vals["best"] == 1 {
+	if best {
 		return copyFile(CheckpointPath(l.opts.RunDir, false), CheckpointPath(l.opts.RunDir, true))
 	}
 	return nil
 }
 
+// validationMemory is how many training images (at most) the validation kNN compares against.
+const validationMemory = 10000
+
+// validate scores the encoder by kNN accuracy on the coarse labels of the held-out split, with (a
+// strided subset of) the training set as memory: the criterion of the best checkpoint.
+func (l *loop) validate() (float64, error) {
+	memory := l.trainSet
+	if memory.N > validationMemory {
+		idx := make([]int, validationMemory)
+		for i := range idx {
+			idx[i] = i * memory.N / validationMemory
+		}
+		memory = memory.Subset(idx)
+	}
+	batch := max(l.cfg.Train.BatchSize, 256)
+	trainF, err := Features(l.model, l.pipe.aug, memory, l.dev, batch)
+	if err != nil {
+		return 0, err
+	}
+	defer trainF.Free()
+	valF, err := Features(l.model, l.pipe.aug, l.val, l.dev, batch)
+	if err != nil {
+		return 0, err
+	}
+	defer valF.Free()
+	res, err := eval.KNN(eval.Data{X: trainF, Labels: memory.Coarse}, eval.Data{X: valF, Labels: l.val.Coarse},
+		eval.KNNConfig{K: l.cfg.Train.KNN})
+	if err != nil {
+		return 0, err
+	}
+	return res.Accuracy, nil
+}
+
 // logInterval writes the averages of the steps since the last record (after checking that they are
-// finite) and updates the progress display.
+// finite) and updates the progress display. Under data parallelism the averages are over every
+// rank's steps, so the log is the same for any number of processes.
 func (l *loop) logInterval(epoch int) error {
 	if l.acc.steps == 0 {
 		return nil
 	}
 	steps := l.acc.steps
-	vals, err := l.acc.flush()
+	group := l.group
+	if l.interrupted {
+		group = nil // this rank's own average
+	}
+	vals, err := l.acc.flush(group)
 	if err != nil {
 		return err
 	}
@@ -435,18 +620,66 @@ func (l *loop) checkpoint() error {
 		return err
 	}
 	l.pos.Loader = l.pipe.state()
-	return saveCheckpoint(CheckpointPath(l.opts.RunDir, false), l.cfgYAML, l.model, l.opt, l.pos, l.dev)
+	if err := saveCheckpoint(CheckpointPath(l.opts.RunDir, false), l.cfgYAML, l.model, l.opt, l.pos, l.dev); err != nil {
+		return err
+	}
+	l.savedStep = l.pos.Step
+	return nil
 }
 
+// checkFinite stops the run at a non-finite loss with a command that continues it from the last
+// good checkpoint with settings computed from those in force.
 func (l *loop) checkFinite(vals map[string]float64) error {
-	for k, v := range vals {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
+	keys := make([]string, 0, len(vals))
+	for k := range vals {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if v := vals[k]; math.IsNaN(v) || math.IsInf(v, 0) {
 			return fmt.Errorf("the %s loss became %v before step %d (epoch %d); the run stopped and the last good checkpoint "+
-				"(%s) was kept. Lower optimizer.lr, raise method.temperature or set optimizer.clip_norm, then --resume",
-				k, v, l.pos.Step, l.pos.Epoch+1, CheckpointPath(l.opts.RunDir, false))
+				"(%s, step %d) was kept. Continue it with a lower learning rate%s:\n  %s",
+				k, v, l.pos.Step, l.pos.Epoch+1, CheckpointPath(l.opts.RunDir, false), l.savedStep, clipAdvice(l.cfg.Optim), l.recoveryCommand())
 		}
 	}
 	return nil
+}
+
+// typicalLR is a learning rate each optimizer usually trains at (the ceiling of the advice after a
+// divergence).
+var typicalLR = map[string]float64{"adamw": 1e-3, "sgd": 0.1}
+
+// recoveryCommand is the command that resumes a diverged run: a tenth of the learning rate in force
+// (at most the optimizer's typical rate), and gradient clipping when there was none.
+func (l *loop) recoveryCommand() string {
+	lr := l.cfg.Optim.LR / 10
+	if t, ok := typicalLR[l.cfg.Optim.Name]; ok && lr > t {
+		lr = t
+	}
+	cmd := []string{"spreadtrain", "train", "--out", shellQuote(l.opts.RunDir), "--resume"}
+	if l.opts.DataRoot != "" {
+		cmd = append(cmd, "--data-root", shellQuote(l.opts.DataRoot))
+	}
+	cmd = append(cmd, "--lr", strconv.FormatFloat(lr, 'g', 2, 64))
+	if l.cfg.Optim.ClipNorm == 0 {
+		cmd = append(cmd, "--clip-norm", "1")
+	}
+	return strings.Join(cmd, " ")
+}
+
+func clipAdvice(o nn.OptimConfig) string {
+	if o.ClipNorm == 0 {
+		return " and gradient clipping"
+	}
+	return ""
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=+,@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func formatTerms(vals map[string]float64) string {
@@ -484,17 +717,37 @@ func (a *accumulator) add(t Terms, lr float64) {
 	a.steps++
 }
 
-// flush returns the interval's averages and starts a new interval.
-func (a *accumulator) flush() (map[string]float64, error) {
+// flush returns the interval's averages and starts a new interval. With a group, the sums are
+// averaged over the ranks first (one all-reduce per log point, not per step): every rank's loss is
+// the mean over its own anchors, and the shards are equal, so this is the global batch's loss.
+func (a *accumulator) flush(g *dist.Group) (map[string]float64, error) {
+	names := make([]string, 0, len(a.sums))
+	for k := range a.sums {
+		names = append(names, k)
+	}
+	sort.Strings(names) // the same order on every rank
+	defer func() {
+		for _, s := range a.sums {
+			s.Free()
+		}
+		a.sums, a.lrSum, a.steps = map[string]*torch.Tensor{}, 0, 0
+	}()
+	if g != nil {
+		ts := make([]*torch.Tensor, len(names))
+		for i, k := range names {
+			ts[i] = a.sums[k]
+		}
+		if _, err := g.AllReduceMean(ts); err != nil {
+			return nil, err
+		}
+	}
 	vals := map[string]float64{}
 	err := torch.Catch(func() {
-		for k, s := range a.sums {
-			vals[k] = s.Item() / float64(a.steps)
-			s.Free()
+		for _, k := range names {
+			vals[k] = a.sums[k].Item() / float64(a.steps)
 		}
 	})
 	vals["lr"] = a.lrSum / float64(max(1, a.steps))
-	a.sums, a.lrSum, a.steps = map[string]*torch.Tensor{}, 0, 0
 	return vals, err
 }
 
@@ -507,17 +760,19 @@ func copyFile(src, dst string) error {
 }
 
 // gather all-gathers the local embeddings (with gradient) and labels into the global batch, so that
-// the contrastive losses contrast this rank's anchors against every rank's samples.
+// the contrastive losses contrast this rank's anchors against every rank's samples. A failed
+// collective is kept in l.collectiveErr (step returns it) and the local batch stands in, so the
+// objective's arithmetic finishes without a panic.
 func (l *loop) gather(z, labels *torch.Tensor) (*torch.Tensor, *torch.Tensor, int64) {
 	gz, err := l.group.AllGatherWithGrad(z)
-	if err != nil {
-		panic(&torch.Error{Op: "all-gather", Msg: err.Error()})
+	if err == nil {
+		var gy *torch.Tensor
+		if gy, err = l.group.AllGather(labels); err == nil {
+			return gz, gy, int64(l.rank) * z.Size(0)
+		}
 	}
-	gy, err := l.group.AllGather(labels)
-	if err != nil {
-		panic(&torch.Error{Op: "all-gather", Msg: err.Error()})
-	}
-	return gz, gy, int64(l.rank) * z.Size(0)
+	l.collectiveErr = fmt.Errorf("all-gather: %w", err)
+	return z, labels, 0
 }
 
 // stopNow reports whether the run was asked to stop (ctx cancelled by a signal). Data-parallel ranks

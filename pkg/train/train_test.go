@@ -2,12 +2,12 @@ package train
 
 import (
 	"context"
-	"math"
 	"errors"
 	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
