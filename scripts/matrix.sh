@@ -139,7 +139,7 @@ stage_cpu() {
   # dist.cpp is the one source that includes them, so compiling it is the check.
   mkdir -p "$root/tmp/spreadtrain-empty"
   bind "$root/tmp/spreadtrain-empty" "$root/usr/include/gloo" ro
-  in_root "$root" "set -e; cd /src/spreadtrain
+  in_root "$root" "set -e; cd /src/spreadtrain; mkdir -p build
     cmake -S cgo -B build/cgo-bare -DCMAKE_BUILD_TYPE=Release -UGLOO_INCLUDE_DIR > build/cmake-bare.log 2>&1 || { cat build/cmake-bare.log; exit 1; }
     grep -q 'Gloo backend is compiled out' build/cmake-bare.log || { echo 'gloo headers still found'; exit 1; }
     cmake --build build/cgo-bare --target dist.cpp.o" \
@@ -171,10 +171,11 @@ cudnn_dummy() {
 stage_cuda() {
   local t0=$SECONDS
   enter_root cuda
-  apt_in_root "$root" ca-certificates git cmake g++ make libgloo-dev
+  apt_in_root "$root" ca-certificates git cmake g++ make
   cudnn_dummy "$root"
-  apt_in_root "$root" libtorch-cuda-dev nvidia-cuda-toolkit libnccl-dev
-  in_root "$root" "set -e; cd /src/spreadtrain
+  # libgloo-cuda-dev: the gloo headers of this flavour (libgloo-dev conflicts with libtorch-cuda)
+  apt_in_root "$root" libtorch-cuda-dev nvidia-cuda-toolkit libnccl-dev libgloo-cuda-dev
+  in_root "$root" "set -e; cd /src/spreadtrain; mkdir -p build
     cmake -S cgo -B build/cgo -DCMAKE_BUILD_TYPE=Release > build/cmake.log 2>&1 || { cat build/cmake.log; exit 1; }
     cmake --build build/cgo -j \$(nproc)
     go build -o bin/spreadtrain ./cmd/spreadtrain && cp build/cgo/libspreadtorch.so bin/" \
