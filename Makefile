@@ -9,7 +9,7 @@ export PATH := /usr/local/go/bin:$(HOME)/.cache/spreadtrain/go/bin:$(PATH)
 # idle OpenMP threads sleep instead of spinning: much faster on shared cores (cmd/spreadtrain/main.go)
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup shim build test demo gputrain clean
+.PHONY: setup shim build test matrix demo gputrain clean
 
 setup:
 	./scripts/setup.sh
@@ -25,17 +25,20 @@ build: $(SHIM)
 	cp $(SHIM) bin/
 
 # the README's main job: set up, build, fetch MNIST, train SupCon and Thanos, compare transfer
-demo: setup build
+demo:
 	./scripts/demo.sh
 
 # the GPU training benchmark's Go half (bench/gpu_train.sh runs it against a CUDA shim)
 gputrain: $(SHIM)
 	go build -o bin/gputrain ./bench/gputrain
 
+# the README's test command: set up, build the shim, vet and test everything
 test:
-	./scripts/setup.sh --test
-	go vet ./...
-	SPREADTRAIN_THREADS=1 go test -count=1 -timeout 25m ./...
+	./scripts/test.sh
+
+# the libtorch matrix (root): Debian 13's libtorch 2.6, CPU (whole suite) and CUDA (build and link)
+matrix:
+	./scripts/matrix.sh
 
 clean:
 	rm -rf $(BUILD) bin

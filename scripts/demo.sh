@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The main job: fetch MNIST, train SupCon and Thanos on the coarse labels (digit < 5 vs >= 5) on the
 # CPU, evaluate coarse-to-fine transfer on the 10 digits, and print the comparison table.
-# Re-running it continues unfinished runs and skips finished ones.
+# Re-running it continues unfinished runs and skips finished ones. It starts with scripts/setup.sh, so
+# a machine with only git needs nothing else first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+./scripts/setup.sh
+make --no-print-directory build
 bin=bin/spreadtrain
 runs=${RUNS:-runs/demo}
 export SPREADTRAIN_THREADS=${SPREADTRAIN_THREADS:-$(nproc)}
