@@ -21,8 +21,8 @@ func TestTrainingStepMakesNoHostCopies(t *testing.T) {
 
 // The same on CUDA, where a copy would stall the step.
 func TestCUDATrainingStepMakesNoHostCopies(t *testing.T) {
-	cudatest.Device(t)
-	if n := copiesPerStep(t, "cuda", "auto"); n != 0 {
+	dev := cudatest.Device(t)
+	if n := copiesPerStep(t, dev.String(), "auto"); n != 0 {
 		t.Errorf("%v host copies per non-logging CUDA step, want 0", n)
 	}
 }
