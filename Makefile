@@ -42,3 +42,21 @@ matrix:
 
 clean:
 	rm -rf $(BUILD) bin
+
+# ---- the GPU device check's kit (bench/gpu_check.sh, docs/gpu.md) ----
+# Everything the GPU machine (no Go, no network) needs besides the source tree, in bin/gpucheck (carry
+# that one path): the CLI, the benchmark, test binaries of the packages with CUDA tests, and a small
+# CIFAR-10 JPEG subset for the training smoke. The Go binaries load libspreadtorch.so by name, so the
+# shim gpu_check.sh builds there against the CUDA libtorch is the one they use.
+GPUCHECK := bin/gpucheck
+GPUCHECK_TESTS := torch supcon data train
+GO_SMALL := -trimpath -ldflags='-s -w'
+.PHONY: gpucheck
+gpucheck: $(SHIM)
+	rm -rf $(GPUCHECK) && mkdir -p $(GPUCHECK)/tests
+	git rev-parse --short HEAD >$(GPUCHECK)/COMMIT
+	go build $(GO_SMALL) -o $(GPUCHECK)/spreadtrain ./cmd/spreadtrain
+	go build $(GO_SMALL) -o $(GPUCHECK)/gputrain ./bench/gputrain
+	for p in $(GPUCHECK_TESTS); do go test -c $(GO_SMALL) -o $(GPUCHECK)/tests/$$p.test ./pkg/$$p || exit 1; done
+	python3 bench/gpu_check_data.py $(GPUCHECK)/data/cifar10-jpg
+	du -sh $(GPUCHECK)

@@ -16,7 +16,7 @@ The step, as in spreadtrain (pkg/train, method thanos, cgo/models.cpp):
   - loss: 0.5 * SupCon('all' denominator) + 0.5 * cNCE at tau 0.5 on the L2-normalised encoder outputs
     (no projection head), from one [BV x BV] similarity matrix, plus the autoencoder's MSE between the
     decoder's reconstruction of each view and the view (decoder as cgo/models.cpp's, width 64);
-  - AdamW(lr 3e-4, weight decay 0.01), default PyTorch settings;
+  - AdamW(lr 3e-4, weight decay 0.01), the per-tensor update (foreach=False, as spreadtrain-plain);
   - plain implementations ("eager", "compile"): float32 everywhere; PyTorch's (and libtorch's)
     defaults for TF32: allowed in cuDNN convolutions, not in matmuls; cuDNN's autotuner off;
   - fast implementations ("eager-fast", "compile-fast"), the counterpart of spreadtrain's speed
@@ -331,8 +331,10 @@ def bench(impl, args, dev):
     if fast:
         model = model.to(memory_format=torch.channels_last)
     params = sum(p.numel() for p in model.parameters())
+    # foreach explicit on both rows: PyTorch's default is the multi-tensor update on CUDA, which would
+    # set the plain row (per-tensor in spreadtrain-plain) against a foreach update
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01, betas=(0.9, 0.999), eps=1e-8,
-                            **({"foreach": True} if fast else {}))
+                            foreach=fast)
     fwd = model
     compile_s = 0.0
     if impl.startswith("compile"):

@@ -11,10 +11,12 @@
 # NOT YET RUN ON A GPU IN THIS PROJECT. It has been run on CPU only (tiny settings, PyTorch 1.13); no
 # GPU figure has been measured. Expect to fix small things on the first CUDA run.
 #
-# Needs: a CUDA machine with PyTorch 2.x (its pip/conda install carries a complete CUDA libtorch with
-# headers and CMake files) and torchvision, cmake and g++; no network. The Go program is prebuilt (Go is
-# not needed on the GPU machine): `make gputrain` wherever Go is, carry bin/gputrain along with the
-# repository. If go is on PATH and bin/gputrain is missing, it is built here.
+# Needs: a CUDA machine with PyTorch 2.x (its pip/conda install carries a CUDA libtorch with headers and
+# CMake files) and torchvision, cmake, g++ and the CUDA toolkit's nvcc (find_package(Torch) probes the
+# CUDA toolkit: a pip torch alone is not enough); no network. The Go program is prebuilt, since the GPU
+# machine has no Go: `make gputrain` (or `make gpucheck`, whose bin/gpucheck/gputrain
+# bench/gpu_check.sh passes as GPUTRAIN_BIN) wherever Go is, and carry bin/ (ignored by git, so it
+# travels only when carried). If go is on PATH and the binary is missing, it is built here.
 #
 #   bench/gpu_train.sh                                              # on the GPU machine, < 8 minutes
 #   DEVICE=cpu BATCH=8 STEPS=2 WARMUP=1 IMAGES=64 PYTHON=/usr/bin/python3 bench/gpu_train.sh   # smoke
@@ -22,7 +24,8 @@
 # Environment: PYTHON (python3), DEVICE (cuda), BATCH (512), STEPS (50), WARMUP (10), IMAGES (50000),
 # IMPL (eager,eager-fast,compile-fast), SWITCHES (1: each switch alone too; 0: plain and fast only), GPUTRAIN_BIN
 # (bin/gputrain), SHIM_BUILD (build/cgo-bench: a build folder of its own, so that a CPU build/cgo is
-# left alone), TORCH_PREFIX (default: the Python torch's cmake_prefix_path).
+# left alone), TORCH_PREFIX (default: the Python torch's cmake_prefix_path), RESULTS (a folder that
+# keeps each run's JSON line; default: a temporary one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
@@ -75,13 +78,19 @@ site = os.path.dirname(os.path.dirname(torch.__file__))
 print(":".join([lib] + sorted(glob.glob(os.path.join(site, "nvidia", "*", "lib")))))')
 export LD_LIBRARY_PATH="$PWD/$SHIM_BUILD:$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+if [ -n "${RESULTS:-}" ]; then
+  out=$RESULTS
+  mkdir -p "$out"
+else
+  out=$(mktemp -d)
+  trap 'rm -rf "$out"' EXIT
+fi
 off=(--amp off --channels-last off --cudnn-benchmark off --foreach off)
 run_spreadtrain() { # name, switch flags (the last of a repeated flag wins)
   local name=$1; shift
   phase "spreadtrain $name: $GPUTRAIN_BIN ${bench_flags[*]} $*"
-  timeout 100 "$GPUTRAIN_BIN" "${bench_flags[@]}" "$@" | tee "$out/$name.json"
+  timeout 100 "$GPUTRAIN_BIN" "${bench_flags[@]}" "$@" | tee "$out/$name.json" \
+    || { echo "spreadtrain $name failed; the other rows go on" >&2; rm -f "$out/$name.json"; }
 }
 run_spreadtrain plain "${off[@]}"
 if [ "${SWITCHES:-1}" = 1 ]; then
@@ -90,5 +99,5 @@ fi
 run_spreadtrain fast --amp on --channels-last on --cudnn-benchmark on --foreach on
 
 phase "pytorch ($IMPL): bench/gpu_train.py ${bench_flags[*]}"
-timeout 300 "$PY" bench/gpu_train.py "${bench_flags[@]}" --impl "$IMPL" --spreadtrain "$out"/*.json
+timeout "${PY_TIMEOUT:-300}" "$PY" bench/gpu_train.py "${bench_flags[@]}" --impl "$IMPL" --spreadtrain $(ls "$out"/*.json 2>/dev/null) | tee "$out/pytorch.txt"
 phase "done"

@@ -14,6 +14,8 @@
 
 namespace st {
 
+std::atomic<uint64_t> g_host_copies{0};
+
 char* make_err(const char* msg) {
   size_t n = std::strlen(msg);
   char* s = static_cast<char*>(std::malloc(n + 1));
@@ -109,10 +111,13 @@ int st_get_num_threads(void) {
   return at::get_num_threads();
 }
 
+uint64_t st_host_copies(void) { return st::g_host_copies.load(std::memory_order_relaxed); }
+
 void st_manual_seed(uint64_t seed) { torch::manual_seed(seed); }
 
 st_err st_rng_get_state(int dev_type, int dev_index, st_tensor* out) {
   ST_TRY
+  count_host_copy();
   at::Generator gen = at::globalContext().defaultGenerator(to_device(dev_type, dev_index));
   std::lock_guard<std::mutex> lock(gen.mutex());
   *out = wrap(gen.get_state());
@@ -121,6 +126,7 @@ st_err st_rng_get_state(int dev_type, int dev_index, st_tensor* out) {
 
 st_err st_rng_set_state(int dev_type, int dev_index, st_tensor state) {
   ST_TRY
+  count_host_copy();
   at::Generator gen = at::globalContext().defaultGenerator(to_device(dev_type, dev_index));
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(get(state));
@@ -191,6 +197,7 @@ void st_tensor_free(st_tensor t) { delete t; }
 st_err st_from_data(const void* data, int dtype, const int64_t* shape, int ndim, int dev_type, int dev_index,
                     st_tensor* out) {
   ST_TRY
+  count_host_copy();
   auto opts = at::TensorOptions().dtype(to_scalar_type(dtype));
   at::Tensor t = at::empty(at::IntArrayRef(shape, ndim), opts);
   std::memcpy(t.data_ptr(), data, t.numel() * t.element_size());
@@ -202,6 +209,7 @@ st_err st_from_data(const void* data, int dtype, const int64_t* shape, int ndim,
 
 st_err st_to_data(st_tensor h, void* dst, int64_t nbytes) {
   ST_TRY
+  count_host_copy();
   at::Tensor t = get(h).detach().to(at::kCPU).contiguous();
   int64_t have = t.numel() * static_cast<int64_t>(t.element_size());
   if (have != nbytes)
@@ -230,11 +238,13 @@ int st_is_channels_last(st_tensor t) {
 
 st_err st_item_double(st_tensor t, double* out) {
   ST_TRY
+  count_host_copy();
   *out = get(t).item<double>();
   ST_END
 }
 st_err st_item_int64(st_tensor t, int64_t* out) {
   ST_TRY
+  count_host_copy();
   *out = get(t).item<int64_t>();
   ST_END
 }
@@ -424,6 +434,7 @@ st_err st_masked_fill(st_tensor a, st_tensor mask, double value, st_tensor* out)
 
 st_err st_to(st_tensor a, int dtype, int dev_type, int dev_index, int non_blocking, st_tensor* out) {
   ST_TRY
+  if (get(a).device() != to_device(dev_type, dev_index)) count_host_copy();
   *out = wrap(get(a).to(to_device(dev_type, dev_index), to_scalar_type(dtype), non_blocking != 0));
   ST_END
 }
@@ -621,11 +632,13 @@ st_err st_scatter_add(st_tensor a, int64_t dim, st_tensor index, st_tensor src, 
 }
 st_err st_masked_select(st_tensor a, st_tensor mask, st_tensor* out) {
   ST_TRY
+  count_host_copy();
   *out = wrap(at::masked_select(get(a), get(mask)));
   ST_END
 }
 st_err st_nonzero(st_tensor a, st_tensor* out) {
   ST_TRY
+  count_host_copy();
   *out = wrap(at::nonzero(get(a)));
   ST_END
 }

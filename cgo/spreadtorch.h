@@ -52,6 +52,11 @@ void st_manual_seed(uint64_t seed);     /* seeds CPU and all CUDA generators */
 st_err st_rng_get_state(int dev_type, int dev_index, st_tensor* out);
 st_err st_rng_set_state(int dev_type, int dev_index, st_tensor state);
 st_err st_cuda_synchronize(int device);
+/* Calls so far that moved data between host memory and a tensor (a copy the host waits for on a GPU):
+ * st_from_data, st_to_data, st_item_*, st_to across devices, st_nonzero and st_masked_select (their
+ * output size is read back), RNG state reads and writes. Counted on every device, so a CPU test sees
+ * the calls a CUDA step would block on. */
+uint64_t st_host_copies(void);
 void st_set_cudnn_benchmark(int on);
 /* Autocast (automatic mixed precision) on this thread for dev_type's tensors: ops autocast's policy
  * lists run in dtype (ST_BFLOAT16 or ST_FLOAT16). push returns what it replaced; pop restores it and

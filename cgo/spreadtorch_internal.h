@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -32,6 +33,10 @@ at::Device to_device(int dev_type, int dev_index);
 st_tensor wrap(at::Tensor t);
 const at::Tensor& get(st_tensor t);
 std::vector<at::Tensor> get_list(const st_tensor* ts, int n);
+
+// st_host_copies' counter: every entry point that moves data between host memory and a tensor bumps it.
+extern std::atomic<uint64_t> g_host_copies;
+inline void count_host_copy() { g_host_copies.fetch_add(1, std::memory_order_relaxed); }
 
 }  // namespace st
 

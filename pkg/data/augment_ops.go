@@ -96,8 +96,8 @@ var hsvLUT = []int64{
 }
 
 // AdjustHue is adjust_hue: RGB -> HSV (torchvision's _rgb2hsv), h = (h + shift) mod 1, HSV -> RGB
-// (_hsv2rgb; its one-hot einsum picks one value per pixel, which a gather does exactly). Identity on
-// 1 channel.
+// (_hsv2rgb; its one-hot einsum picks one value per pixel, which a where chain does exactly). Identity
+// on 1 channel.
 func AdjustHue(x, shift *torch.Tensor) *torch.Tensor {
 	if x.Size(1) == 1 {
 		return x
@@ -131,26 +131,37 @@ func AdjustHue(x, shift *torch.Tensor) *torch.Tensor {
 	p := v.Mul(s.RSub(1)).Clamp(0, 1)
 	q := v.Mul(s.Mul(fr).RSub(1)).Clamp(0, 1)
 	t := v.Mul(s.Mul(fr.RSub(1)).RSub(1)).Clamp(0, 1)
-	sector := i.Fmod(torch.Full(nil, 6, torch.Float32, x.Device())).To(torch.Int64) // i % 6 (i >= 0)
-	n, hh, ww := x.Size(0), x.Size(2), x.Size(3)
-	rows := torch.Arange(0, 18, 6, torch.Int64, x.Device()).Reshape(1, 3, 1, 1)
-	idx := sector.Unsqueeze(1).Add(rows).Flatten(0, -1)
-	codes := torch.FromSlice(hsvLUT).On(x.Device()).IndexSelect(0, idx).Reshape(n, 3, hh, ww)
-	return torch.Stack([]*torch.Tensor{v, p, q, t}, 1).Gather(1, codes)
+	sector := i.Fmod(torch.Full(nil, 6, torch.Float32, x.Device())) // i % 6 (i >= 0)
+	// each output channel takes v, p, q or t by sector (hsvLUT): a where chain over the sectors picks
+	// exactly what torchvision's one-hot einsum picks, with no lookup table to upload
+	vals := [4]*torch.Tensor{v, p, q, t}
+	var inSector [6]*torch.Tensor
+	for k := range inSector {
+		inSector[k] = sector.EqScalar(float64(k))
+	}
+	channels := make([]*torch.Tensor, 3)
+	for c := range channels {
+		ch := vals[hsvLUT[c*6+5]]
+		for k := 4; k >= 0; k-- {
+			ch = torch.Where(inSector[k], vals[hsvLUT[c*6+k]], ch)
+		}
+		channels[c] = ch
+	}
+	return torch.Stack(channels, 1)
 }
 
 // Normalize is normalize: (x - mean) / std per channel, with float32 constants.
+// The constants are made on x's device by filling (torch.full rounds them to float32 as
+// torch.tensor does), not uploaded: no host-to-device copy.
 func Normalize(x *torch.Tensor, mean, std []float64) *torch.Tensor {
-	c := int64(len(mean))
-	m := torch.FromSlice(toF32(mean), 1, c, 1, 1).On(x.Device())
-	s := torch.FromSlice(toF32(std), 1, c, 1, 1).On(x.Device())
-	return x.Sub(m).Div(s)
+	return x.Sub(perChannel(mean, x.Device())).Div(perChannel(std, x.Device()))
 }
 
-func toF32(v []float64) []float32 {
-	out := make([]float32, len(v))
+// perChannel is float32 [1, C, 1, 1] holding v, filled on dev.
+func perChannel(v []float64, dev torch.Device) *torch.Tensor {
+	cs := make([]*torch.Tensor, len(v))
 	for i, x := range v {
-		out[i] = float32(x)
+		cs[i] = torch.Full([]int64{1}, x, torch.Float32, dev)
 	}
-	return out
+	return torch.Cat(cs, 0).Reshape(1, -1, 1, 1)
 }

@@ -3,14 +3,15 @@ package data
 import (
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/spreadtrain/spreadtrain/pkg/torch"
 )
 
 // Augmenter applies an AugmentConfig to batches of uint8 images on the device where they live, with
-// the device's default torch generator (torch.ManualSeed reproduces a batch). Everything is batched:
-// random parameters are drawn for all images at once and each step is a handful of tensor ops.
+// the device's default torch generator (torch.ManualSeed reproduces a batch; the trainer's checkpoints
+// hold its state). Everything is batched: random parameters are drawn for all images at once on the
+// device and each step is a handful of tensor ops; nothing is copied between host and device
+// (torch.HostCopies stays put), so on a GPU a batch never waits for the device.
 type Augmenter struct {
 	cfg        AugmentConfig // resolved: Mean/Std set
 	c, h, w    int64
@@ -82,8 +83,7 @@ func (a *Augmenter) Eval(x *torch.Tensor) (out *torch.Tensor, err error) {
 		defer s.Close()
 		xf := ToFloat(x)
 		if a.outH != a.h || a.outW != a.w {
-			whole := torch.FromSlice([]int64{0, 0, a.h, a.w}, 1, 4).On(x.Device()).Expand(x.Size(0), 4)
-			xf = ResizedCropFlip(xf, whole, nil, a.outH, a.outW)
+			xf = ResizedCropFlip(xf, a.wholeImage(x.Size(0), x.Device()), nil, a.outH, a.outW)
 		}
 		out = Normalize(xf, a.cfg.Mean, a.cfg.Std)
 		s.Keep(out)
@@ -108,7 +108,7 @@ func (a *Augmenter) Sample(n int64, dev torch.Device) *AugmentParams {
 	if cfg.Crop.Enabled {
 		p.Boxes = a.sampleCrops(n, dev)
 	} else {
-		p.Boxes = torch.FromSlice([]int64{0, 0, a.h, a.w}, 1, 4).On(dev).Expand(n, 4)
+		p.Boxes = a.wholeImage(n, dev)
 	}
 	if cfg.HFlip > 0 {
 		p.Flip = torch.Rand([]int64{n}, torch.Float64, dev).LtScalar(cfg.HFlip)
@@ -118,12 +118,13 @@ func (a *Augmenter) Sample(n int64, dev torch.Device) *AugmentParams {
 		p.Jitter = torch.Rand([]int64{n}, torch.Float64, dev).LtScalar(j.P)
 		lo := []float64{math.Max(0, 1-j.Brightness), math.Max(0, 1-j.Contrast), math.Max(0, 1-j.Saturation), -j.Hue}
 		hi := []float64{1 + j.Brightness, 1 + j.Contrast, 1 + j.Saturation, j.Hue}
-		span := make([]float64, 4)
-		for i := range span {
-			span[i] = hi[i] - lo[i]
-		}
 		u := torch.Rand([]int64{n, 4}, torch.Float64, dev)
-		p.Factors = u.Mul(torch.FromSlice(span, 1, 4).On(dev)).Add(torch.FromSlice(lo, 1, 4).On(dev))
+		// column by column with scalars: no host-to-device copy of lo and hi
+		cols := make([]*torch.Tensor, 4)
+		for i := range cols {
+			cols[i] = u.Select(1, int64(i)).MulScalar(hi[i] - lo[i]).AddScalar(lo[i])
+		}
+		p.Factors = torch.Stack(cols, 1)
 		// argsort of uniform keys is a uniformly random permutation (torch.randperm(4) per image)
 		_, p.Order = torch.Rand([]int64{n, 4}, torch.Float64, dev).Sort(1, false)
 	}
@@ -160,6 +161,12 @@ func (a *Augmenter) sampleCrops(n int64, dev torch.Device) *torch.Tensor {
 	return torch.Stack([]*torch.Tensor{top, left, ch, cw}, 1).To(torch.Int64)
 }
 
+// wholeImage is the crop box (0, 0, H, W) for n images, int64 [n, 4], made on dev without a copy.
+func (a *Augmenter) wholeImage(n int64, dev torch.Device) *torch.Tensor {
+	col := func(v int64) *torch.Tensor { return torch.Full([]int64{n}, float64(v), torch.Int64, dev) }
+	return torch.Stack([]*torch.Tensor{col(0), col(0), col(a.h), col(a.w)}, 1)
+}
+
 // centralFallback is RandomResizedCrop's crop size when no try fits.
 func centralFallback(h, w float64, ratio [2]float64) (ch, cw float64) {
 	in := w / h
@@ -190,64 +197,28 @@ func (a *Augmenter) Apply(x *torch.Tensor, p *AugmentParams) *torch.Tensor {
 	return Normalize(x, a.cfg.Mean, a.cfg.Std)
 }
 
-// jitter applies ColorJitter with each image's own order of adjustments. torchvision runs the four
-// adjustments one image at a time in a random order; here step k gathers, for each adjustment, the
-// images whose k-th adjustment it is, applies it to that group in one call and concatenates: every
-// image sees exactly torchvision's sequence, and no adjustment is computed for an image twice. The
-// grouping is decided on the host (one small device-to-host copy of the order and the mask).
+// jitter applies ColorJitter with each image's own order of adjustments, as torchvision does one image
+// at a time. Step k computes every enabled adjustment on the whole batch and keeps, per image, the one
+// that is its k-th (or the input, for images not jittered): each image sees exactly torchvision's
+// sequence. This costs each enabled adjustment four times per image, but decides nothing on the host,
+// so the step never waits for the device (grouping the images by adjustment would need the group
+// sizes on the host: a device-to-host copy per step).
 func (a *Augmenter) jitter(x *torch.Tensor, p *AugmentParams) *torch.Tensor {
-	n := int(x.Size(0))
-	dev := x.Device()
-	applied := p.Jitter.Int64s()
-	order := p.Order.Int64s()
 	j := a.cfg.Jitter
 	enabled := [4]bool{j.Brightness > 0, j.Contrast > 0, j.Saturation > 0 && a.c == 3, j.Hue > 0 && a.c == 3}
 	ops := [4]func(x, f *torch.Tensor) *torch.Tensor{AdjustBrightness, AdjustContrast, AdjustSaturation, AdjustHue}
-	// layout[pos] is the image at row pos of x
-	layout := make([]int64, n)
-	for i := range layout {
-		layout[i] = int64(i)
-	}
-	for k := 0; k < 4; k++ {
-		var groups [5][]int64 // positions per adjustment; groups[4]: untouched at this step
-		for pos, img := range layout {
-			op := order[int(img)*4+k]
-			if applied[img] == 0 || !enabled[op] {
-				op = 4
-			}
-			groups[op] = append(groups[op], int64(pos))
-		}
-		if len(groups[4]) == n {
-			continue
-		}
-		perm := slices.Concat(groups[:]...)
-		xs := x.IndexSelect(0, torch.FromSlice(perm).On(dev))
-		newLayout := make([]int64, n)
-		for i, pos := range perm {
-			newLayout[i] = layout[pos]
-		}
-		var parts []*torch.Tensor
-		start := int64(0)
-		for op, g := range groups {
-			if len(g) == 0 {
+	applied := p.Jitter.Reshape(-1, 1, 1, 1)
+	for k := int64(0); k < 4; k++ {
+		op := p.Order.Select(1, k).Reshape(-1, 1, 1, 1)
+		out := x
+		for i, on := range enabled {
+			if !on {
 				continue
 			}
-			part := xs.Narrow(0, start, int64(len(g)))
-			if op < 4 {
-				imgs := newLayout[start : start+int64(len(g))]
-				f := p.Factors.Select(1, int64(op)).IndexSelect(0, torch.FromSlice(imgs).On(dev))
-				part = ops[op](part, f)
-			}
-			parts = append(parts, part)
-			start += int64(len(g))
+			mine := applied.LogicalAnd(op.EqScalar(float64(i)))
+			out = torch.Where(mine, ops[i](x, p.Factors.Select(1, int64(i))), out)
 		}
-		x = torch.Cat(parts, 0)
-		layout = newLayout
+		x = out
 	}
-	// back to image order
-	where := make([]int64, n)
-	for pos, img := range layout {
-		where[img] = int64(pos)
-	}
-	return x.IndexSelect(0, torch.FromSlice(where).On(dev))
+	return x
 }

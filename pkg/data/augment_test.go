@@ -347,3 +347,27 @@ func TestJitterOrderPerImage(t *testing.T) {
 		}
 	})
 }
+
+// Drawing the parameters and augmenting a batch (and the eval transform) copy nothing between host
+// and device: on a GPU neither waits for the device.
+func TestAugmenterMakesNoHostCopies(t *testing.T) {
+	torch.WithScope(func() {
+		x := randomImages(8, 3, 16, 16)
+		for _, cfg := range []AugmentConfig{DefaultAugment(), {Size: 24}, {HFlip: 0.5}} {
+			a, err := NewAugmenter(cfg, "cifar10", 3, 16, 16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := torch.HostCopies()
+			if _, err := a.Views(x, 2); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Eval(x); err != nil {
+				t.Fatal(err)
+			}
+			if n := torch.HostCopies() - before; n != 0 {
+				t.Errorf("augment %+v: %d host copies, want 0", cfg, n)
+			}
+		}
+	})
+}

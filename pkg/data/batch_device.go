@@ -45,8 +45,10 @@ func Upload(d *Dataset, dev torch.Device) (*DeviceDataset, error) {
 	return out, nil
 }
 
-// Gather selects a batch on the device; its tensors belong to the caller's scope.
-func (d *DeviceDataset) Gather(idx []int64) (b Batch, err error) {
+// Gather selects a batch on the device; its tensors belong to the caller's scope. at holds idx as an
+// int64 tensor on the device (the Loader narrows it from the epoch's order, uploaded once an epoch),
+// or is nil: then idx is uploaded, one host-to-device copy.
+func (d *DeviceDataset) Gather(idx []int64, at *torch.Tensor) (b Batch, err error) {
 	for _, i := range idx {
 		if i < 0 || i >= int64(d.N) {
 			return b, fmt.Errorf("batch index %d out of range [0,%d)", i, d.N)
@@ -55,7 +57,10 @@ func (d *DeviceDataset) Gather(idx []int64) (b Batch, err error) {
 	err = torch.Catch(func() {
 		s := torch.NewScope()
 		defer s.Close()
-		it := torch.FromSlice(idx).On(d.Device)
+		it := at
+		if it == nil {
+			it = torch.FromSlice(idx).On(d.Device)
+		}
 		b = Batch{Index: append([]int64(nil), idx...), Images: d.Pixels.IndexSelect(0, it),
 			Coarse: d.Coarse.IndexSelect(0, it), Fine: d.Fine.IndexSelect(0, it), Group: d.Group.IndexSelect(0, it)}
 		s.Keep(b.Images, b.Coarse, b.Fine, b.Group)

@@ -26,6 +26,10 @@ type Loader struct {
 	sampler *Sampler // resident mode, and the consumer's position in stream mode
 	res     *DeviceDataset
 	stream  *streamer
+	// resident mode: this rank's share of the epoch's permutation on the device, uploaded once an
+	// epoch, so that a step's indices are a slice of it instead of an upload
+	order      *torch.Tensor
+	orderEpoch int
 }
 
 // NewLoader prepares batches of d on dev.
@@ -65,7 +69,11 @@ func (l *Loader) Next() (b Batch, ok bool, err error) {
 		if !ok {
 			return b, false, nil
 		}
-		b, err = l.res.Gather(idx)
+		at, err := l.epochOrder()
+		if err != nil {
+			return b, false, err
+		}
+		b, err = l.res.Gather(idx, at)
 		return b, err == nil, err
 	}
 	j, open := <-l.stream.ordered
@@ -94,6 +102,30 @@ func (l *Loader) Next() (b Batch, ok bool, err error) {
 	return b, err == nil, err
 }
 
+// epochOrder is the current batch's indices on the device: a slice of the epoch's order, which is
+// uploaded at the epoch's first batch (after a Restore, at the first batch served).
+func (l *Loader) epochOrder() (at *torch.Tensor, err error) {
+	err = torch.Catch(func() {
+		if l.order == nil || l.orderEpoch != l.sampler.Epoch() {
+			l.freeOrder()
+			l.order = torch.FromSlice(l.sampler.shard).On(l.dev)
+			torch.Persist(l.order)
+			l.orderEpoch = l.sampler.Epoch()
+		}
+		bs := int64(l.sampler.st.BatchSize)
+		lo := int64(l.sampler.Position()-1) * bs
+		at = l.order.Narrow(0, lo, min(bs, int64(len(l.sampler.shard))-lo))
+	})
+	return at, err
+}
+
+func (l *Loader) freeOrder() {
+	if l.order != nil {
+		l.order.Free()
+		l.order = nil
+	}
+}
+
 // StepsPerEpoch is the number of batches per epoch.
 func (l *Loader) StepsPerEpoch() int { return l.sampler.StepsPerEpoch() }
 
@@ -114,6 +146,7 @@ func (l *Loader) Restore(st SamplerState) error {
 	if err := l.sampler.Restore(st); err != nil {
 		return err
 	}
+	l.freeOrder()
 	if l.stream != nil {
 		l.stream.stop()
 		l.stream = startStreamer(l.d, st, l.opts)
@@ -127,6 +160,7 @@ func (l *Loader) Close() {
 		l.stream.stop()
 		l.stream = nil
 	}
+	l.freeOrder()
 	if l.res != nil {
 		l.res.Free()
 		l.res = nil

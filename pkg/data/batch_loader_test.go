@@ -230,3 +230,34 @@ func TestStreamingMatchesResident(t *testing.T) {
 		t.Errorf("%d goroutines left after Close (had %d)", g, base)
 	}
 }
+
+// The resident loader uploads each epoch's order once (one host-to-device copy at the epoch's first
+// batch) and slices every batch from it on the device.
+func TestResidentLoaderCopiesOncePerEpoch(t *testing.T) {
+	d := testDataset(37)
+	l, err := NewLoader(d, torch.CPU, LoaderOptions{SamplerOptions: SamplerOptions{BatchSize: 8, Seed: 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for epoch := 0; epoch < 2; epoch++ {
+		for batch := 0; ; batch++ {
+			before := torch.HostCopies()
+			var ok bool
+			torch.WithScope(func() { _, ok, err = l.Next() })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			want := uint64(0)
+			if batch == 0 {
+				want = 1
+			}
+			if n := torch.HostCopies() - before; n != want {
+				t.Errorf("epoch %d batch %d: %d host copies, want %d", epoch, batch, n, want)
+			}
+		}
+	}
+}

@@ -90,6 +90,13 @@ func Synchronize(d Device) {
 	}
 }
 
+// HostCopies counts the shim calls so far that moved data between host memory and a tensor: FromSlice
+// and other uploads, Item, reads into Go slices, moves between devices (On), NonZero and MaskedSelect
+// (their size is read back) and RNG state reads and writes. On a GPU each is a copy the host waits
+// for, so a training step should make none outside logging; the count is kept on every device, so
+// a CPU test sees the calls a CUDA step would block on.
+func HostCopies() uint64 { return uint64(C.st_host_copies()) }
+
 // RNGState returns the state of a device's default generator (to save with a checkpoint).
 func RNGState(d Device) *Tensor {
 	var out C.st_tensor

@@ -321,3 +321,32 @@ func TestAutograd(t *testing.T) {
 		}
 	})
 }
+
+// HostCopies counts exactly the calls that move data between host memory and a tensor.
+func TestHostCopiesCountsTransfers(t *testing.T) {
+	WithScope(func() {
+		steps := []struct {
+			name string
+			want uint64
+			do   func()
+		}{
+			{"FromSlice", 1, func() { FromSlice([]float32{1, 2}, 2) }},
+			{"ops on the device", 0, func() {
+				x := Rand([]int64{4}, Float32, CPU)
+				x.Add(Full([]int64{4}, 2, Float32, CPU)).MulScalar(3).Sum()
+				Randint(0, 5, []int64{3}, Int64, CPU).On(CPU)
+			}},
+			{"Item", 1, func() { Ones([]int64{1}, Float64, CPU).Item() }},
+			{"Float64s", 1, func() { Ones([]int64{2}, Float64, CPU).Float64s() }},
+			{"Nonzero", 1, func() { Ones([]int64{2}, Float32, CPU).Nonzero() }},
+			{"RNGState", 1, func() { RNGState(CPU) }},
+		}
+		for _, s := range steps {
+			before := HostCopies()
+			s.do()
+			if got := HostCopies() - before; got != s.want {
+				t.Errorf("%s: %d host copies counted, want %d", s.name, got, s.want)
+			}
+		}
+	})
+}

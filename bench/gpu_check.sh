@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The device check: one run on a GPU machine (no Go, no network) of everything that matters on CUDA,
+# in under 10 minutes, writing logs and a summary under $OUT. docs/gpu.md says how to run it.
+#
+#   make gpucheck                          # here, where Go is: fills bin/gpucheck (carry it)
+#   OUT=/tmp/gc bench/gpu_check.sh         # on the GPU machine
+#   GPU_CHECK_DEVICE=cpu PYTHON=/usr/bin/python3 OUT=/tmp/gc bench/gpu_check.sh   # the CPU rehearsal
+#
+# Parts, each time-boxed, each run whatever happened to the others:
+#   shim   cmake + build of cgo/ against the Python torch's libtorch (CMake, a C++ compiler and, for a
+#          CUDA libtorch, nvcc: find_package(Torch) probes the CUDA toolkit)
+#   tests  the test binaries' CUDA tests (SPREADTRAIN_TEST_CUDA=1: a missing GPU fails them)
+#   nccl   a process group of world size 1 over NCCL through the shim's c10d path
+#   smoke  spreadtrain train --config ci-smoke on the device, then the same run interrupted (SIGINT
+#          after its first checkpoint) and resumed; the step losses of the two are compared
+#   bench  bench/gpu_train.sh: the Thanos step, spreadtrain against PyTorch eager and torch.compile
+# Environment: OUT (./gpu_check_out), GPU_CHECK_DEVICE (cuda; cpu rehearses every part on the CPU),
+# PYTHON (python3), KIT (bin/gpucheck), SHIM_BUILD (build/cgo-gpu; the rehearsal uses build/cgo),
+# BUDGET (570 seconds for the whole run).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=${OUT:-$ROOT/gpu_check_out}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+DEVICE=${GPU_CHECK_DEVICE:-cuda}
+PY=${PYTHON:-python3}
+KIT=${KIT:-bin/gpucheck}
+KIT=$(cd "$KIT" 2>/dev/null && pwd || echo "$ROOT/$KIT")
+BUDGET=${BUDGET:-570}
+SUMMARY=$OUT/summary.txt
+if [ "$DEVICE" = cpu ]; then
+  SHIM_BUILD=${SHIM_BUILD:-build/cgo}
+  TEST_CUDA=cpu
+  BENCH_ENV=(DEVICE=cpu BATCH=8 STEPS=2 WARMUP=1 IMAGES=64 IMPL=eager,eager-fast)
+else
+  SHIM_BUILD=${SHIM_BUILD:-build/cgo-gpu}
+  TEST_CUDA=1
+  BENCH_ENV=(DEVICE=cuda STEPS=${STEPS:-30} WARMUP=${WARMUP:-5})
+fi
+: >"$SUMMARY"
+note() { echo "$*" | tee -a "$SUMMARY"; }
+
+# part NAME SECONDS CMD...: runs CMD with its output in $OUT/NAME.log, for at most SECONDS or what is
+# left of the budget (keeping 15 s for the parts after), and records the outcome in the summary
+part() {
+  local name=$1 limit=$2; shift 2
+  local left=$((BUDGET - SECONDS - 15))
+  [ "$left" -lt "$limit" ] && limit=$left
+  if [ "$limit" -lt 10 ]; then
+    note "$name: NOT RUN (the ${BUDGET}s budget is spent)"
+    return 1
+  fi
+  local start=$SECONDS rc
+  echo "== [${SECONDS}s] $name (at most ${limit}s): $*" >&2
+  timeout -k 10 "$limit" "$@" >"$OUT/$name.log" 2>&1
+  rc=$?
+  local verdict=ok
+  [ $rc -ne 0 ] && verdict="FAILED (exit $rc$([ $rc -eq 124 ] && echo ", timed out after ${limit}s"))"
+  note "$name: $verdict in $((SECONDS - start))s; log $name.log"
+  return $rc
+}
+
+note "gpu_check $(date -u +%FT%TZ) device=$DEVICE commit=$(cat "$KIT/COMMIT" 2>/dev/null || echo unknown)"
+{
+  "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())'
+  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  command -v nvcc >/dev/null && nvcc --version | tail -1
+  cmake --version | head -1
+} >"$OUT/env.txt" 2>&1
+cat "$OUT/env.txt" >>"$SUMMARY"
+[ -x "$KIT/spreadtrain" ] || note "MISSING $KIT/spreadtrain: run make gpucheck where Go is and carry bin/gpucheck"
+
+# ---- shim ----
+build_shim() {
+  local prefix
+  prefix=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)') || return 1
+  local args=(-S cgo -B "$SHIM_BUILD" -DCMAKE_BUILD_TYPE=Release)
+  if [ -d "$prefix/Torch" ]; then
+    args+=(-DCMAKE_PREFIX_PATH="$prefix")
+  else
+    echo "no Torch CMake files under '$prefix'; using the system libtorch (Debian's python3-torch has none)"
+  fi
+  echo "cmake ${args[*]}"
+  TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} cmake "${args[@]}" && cmake --build "$SHIM_BUILD" -j "$(nproc)"
+}
+part shim 240 build_shim
+# the fresh shim first, then libtorch's own folder and the pip CUDA libraries (nvidia/*/lib)
+libdirs=$("$PY" -c '
+import glob, os, torch
+lib = os.path.join(os.path.dirname(torch.__file__), "lib")
+site = os.path.dirname(os.path.dirname(torch.__file__))
+print(":".join([lib] + sorted(glob.glob(os.path.join(site, "nvidia", "*", "lib")))))' 2>/dev/null)
+export LD_LIBRARY_PATH="$ROOT/$SHIM_BUILD:$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export OMP_WAIT_POLICY=PASSIVE
+
+# ---- tests: every CUDA test of the kit's test binaries, from their package folder (testdata) ----
+unit_tests() {
+  local bin pkg rc=0
+  for bin in "$KIT"/tests/*.test; do
+    pkg=$(basename "$bin" .test)
+    echo "--- pkg/$pkg"
+    (cd "pkg/$pkg" && SPREADTRAIN_TEST_CUDA=$TEST_CUDA "$bin" -test.run "${TEST_RUN:-CUDA}" -test.skip NCCL -test.v -test.count 1) || rc=1
+  done
+  return $rc
+}
+part tests 150 unit_tests
+grep -E '^(--- |ok|FAIL|PASS)' "$OUT/tests.log" | sed 's/^/  /' >>"$SUMMARY"
+
+# ---- nccl ----
+part nccl 60 bash -c "cd pkg/torch && SPREADTRAIN_TEST_CUDA=$TEST_CUDA '$KIT/tests/torch.test' -test.run NCCL -test.v"
+grep -E '^--- ' "$OUT/nccl.log" | sed 's/^/  /' >>"$SUMMARY"
+
+# ---- smoke: train, then interrupt and resume, and compare ----
+smoke() {
+  local data=$KIT/data/cifar10-jpg st=$KIT/spreadtrain
+  local common=(--log-format json train --config ci-smoke --data-dir "$data" --device "$DEVICE")
+  rm -rf "$OUT/smoke" "$OUT/smoke-resumed"
+  echo "--- uninterrupted"
+  "$st" "${common[@]}" --out "$OUT/smoke" || return 1
+  echo "--- interrupted at its first checkpoint"
+  "$st" "${common[@]}" --out "$OUT/smoke-resumed" &
+  local pid=$!
+  while kill -0 $pid 2>/dev/null && [ ! -e "$OUT/smoke-resumed/checkpoints/last.safetensors" ]; do sleep 0.2; done
+  kill -INT $pid 2>/dev/null
+  wait $pid
+  echo "(exit $? after SIGINT)"
+  echo "--- resumed"
+  "$st" --log-format json train --out "$OUT/smoke-resumed" --resume || return 1
+  "$PY" - "$OUT/smoke/metrics.jsonl" "$OUT/smoke-resumed/metrics.jsonl" <<'PY'
+import json, sys
+def steps(path):
+    recs = [json.loads(l) for l in open(path) if l.strip()]
+    return {r["step"]: r["values"]["loss"] for r in recs if r.get("kind") == "step"}
+a, b = steps(sys.argv[1]), steps(sys.argv[2])
+common = sorted(set(a) & set(b))
+diff = max((abs(a[s] - b[s]) for s in common), default=float("nan"))
+print(f"step losses: {len(a)} uninterrupted, {len(b)} resumed, {len(common)} compared, max |difference| {diff:.3g}")
+sys.exit(0 if common and diff <= 1e-3 else 1)
+PY
+}
+part smoke 120 smoke
+tail -1 "$OUT/smoke.log" | sed 's/^/  /' >>"$SUMMARY"
+
+# ---- bench ----
+part bench 330 env "${BENCH_ENV[@]}" PYTHON="$PY" SHIM_BUILD="$SHIM_BUILD" GPUTRAIN_BIN="$KIT/gputrain" \
+  RESULTS="$OUT/bench" bench/gpu_train.sh
+grep -A40 '^impl ' "$OUT/bench.log" >>"$SUMMARY" || tail -5 "$OUT/bench.log" >>"$SUMMARY"
+
+note "total ${SECONDS}s"
