@@ -3,7 +3,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -29,51 +28,8 @@ func main() {
 	}
 }
 
-type metric struct {
-	name string
-	get  func(*eval.Report) *float64
-}
-
-var metrics = []metric{
-	{"coarse probe", func(r *eval.Report) *float64 { return probeAcc(r.CoarseProbe) }},
-	{"fine probe", func(r *eval.Report) *float64 { return probeAcc(r.FineProbe) }},
-	{"fine kNN", func(r *eval.Report) *float64 {
-		if r.FineKNN == nil {
-			return nil
-		}
-		return &r.FineKNN.Accuracy
-	}},
-	{"intra-class cos", func(r *eval.Report) *float64 {
-		if r.Spread == nil {
-			return nil
-		}
-		return &r.Spread.IntraClassCosine
-	}},
-	{"worst group ERM", func(r *eval.Report) *float64 {
-		if r.ERM == nil {
-			return nil
-		}
-		return r.ERM.WorstGroupAcc
-	}},
-	{"worst group DRO (found)", func(r *eval.Report) *float64 {
-		if r.DRODiscovered == nil {
-			return nil
-		}
-		return &r.DRODiscovered.WorstGroupAcc
-	}},
-	{"worst group DRO (true)", func(r *eval.Report) *float64 {
-		if r.DROTrueGroups == nil {
-			return nil
-		}
-		return &r.DROTrueGroups.WorstGroupAcc
-	}},
-	{"cluster ARI", func(r *eval.Report) *float64 {
-		if r.Subgroups == nil {
-			return nil
-		}
-		return r.Subgroups.PerClassARI
-	}},
-}
+// metrics are the table's columns, eval's one list of headline numbers.
+var metrics = eval.Headlines
 
 // minutes is the table's key for a run's wall time.
 const minutes = "minutes"
@@ -87,22 +43,6 @@ func runMinutes(dir string) (float64, bool) {
 		return 0, false
 	}
 	return end.ModTime().Sub(start.ModTime()).Minutes(), true
-}
-
-func probeAcc(p *eval.ProbeResult) *float64 {
-	if p == nil {
-		return nil
-	}
-	return &p.TestAcc
-}
-
-func readReport(path string) (*eval.Report, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var r eval.Report
-	return &r, json.Unmarshal(raw, &r)
 }
 
 func meanStd(v []float64) (float64, float64) {
@@ -128,7 +68,7 @@ func summarize(runs, out string) error {
 		rel, _ := filepath.Rel(runs, f)
 		parts := strings.Split(rel, string(filepath.Separator))
 		ds, method := parts[0], parts[1]
-		r, err := readReport(f)
+		r, err := eval.ReadReport(f)
 		if err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
@@ -139,8 +79,8 @@ func summarize(runs, out string) error {
 			table[ds][method] = map[string][]float64{}
 		}
 		for _, m := range metrics {
-			if v := m.get(r); v != nil {
-				table[ds][method][m.name] = append(table[ds][method][m.name], *v)
+			if v := m.Of(r); v != nil {
+				table[ds][method][m.Name] = append(table[ds][method][m.Name], *v)
 			}
 		}
 		if d, ok := runMinutes(filepath.Dir(f)); ok {
@@ -157,10 +97,10 @@ func summarize(runs, out string) error {
 	order := []string{"ce", "simclr", "supcon", "spread", "supcon-ae", "thanos"}
 	for _, ds := range dss {
 		// only the columns this dataset has (worst-group ones need groups)
-		var cols []metric
+		var cols []eval.Headline
 		for _, m := range metrics {
 			for _, row := range table[ds] {
-				if len(row[m.name]) > 0 {
+				if len(row[m.Name]) > 0 {
 					cols = append(cols, m)
 					break
 				}
@@ -168,7 +108,7 @@ func summarize(runs, out string) error {
 		}
 		fmt.Fprintf(&b, "\n## %s\n\n| method | n | minutes |", ds)
 		for _, m := range cols {
-			fmt.Fprintf(&b, " %s |", m.name)
+			fmt.Fprintf(&b, " %s |", m.Name)
 		}
 		b.WriteString("\n|---|---|---|" + strings.Repeat("---|", len(cols)) + "\n")
 		for _, method := range order {
@@ -190,14 +130,14 @@ func summarize(runs, out string) error {
 				b.WriteString(" - |")
 			}
 			for _, m := range cols {
-				v := row[m.name]
+				v := row[m.Name]
 				if len(v) == 0 {
 					b.WriteString(" - |")
 					continue
 				}
 				mean, sd := meanStd(v)
 				scale, format := 100.0, " %.1f"
-				if m.name == "intra-class cos" || m.name == "cluster ARI" {
+				if m.Name == "intra-class cos" || m.Name == "cluster ARI" {
 					scale, format = 1, " %.3f"
 				}
 				fmt.Fprintf(&b, format, scale*mean)
@@ -232,7 +172,7 @@ func sweep(runs, out string, b *strings.Builder) error {
 		if err != nil {
 			continue
 		}
-		r, err := readReport(f)
+		r, err := eval.ReadReport(f)
 		if err != nil || r.FineProbe == nil || r.CoarseProbe == nil || r.Spread == nil {
 			continue
 		}

@@ -431,7 +431,7 @@ func (l *loop) checkFinite(vals map[string]float64) error {
 
 func formatTerms(vals map[string]float64) string {
 	s := ""
-	for _, k := range []string{"loss", "supcon", "cnce", "simclr", "ae", "ce"} {
+	for _, k := range lossTerms {
 		if v, ok := vals[k]; ok {
 			s += fmt.Sprintf("%s %.4f ", k, v)
 		}
