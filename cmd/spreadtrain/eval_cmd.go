@@ -1,9 +1,9 @@
 package main
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"strings"
 
@@ -74,7 +74,7 @@ func evalCommand() *cli.Command {
 type summary struct {
 	run, method string
 	alpha       float64
-	report      eval.Report
+	report      *eval.Report
 }
 
 func compareCommand() *cli.Command {
@@ -88,20 +88,17 @@ func compareCommand() *cli.Command {
 			}
 			var rows []summary
 			for _, dir := range c.Args().Slice() {
-				raw, err := os.ReadFile(filepath.Join(dir, "metrics.json"))
-				if err != nil {
+				r, err := eval.ReadReport(filepath.Join(dir, "metrics.json"))
+				if errors.Is(err, fs.ErrNotExist) {
 					return fmt.Errorf("%s: %w (run `spreadtrain eval --run %s` first)", dir, err, dir)
-				}
-				var s summary
-				if err := json.Unmarshal(raw, &s.report); err != nil {
-					return fmt.Errorf("%s: %w", filepath.Join(dir, "metrics.json"), err)
+				} else if err != nil {
+					return err
 				}
 				cfg, err := train.RunConfigOf(dir)
 				if err != nil {
 					return err
 				}
-				s.run, s.method, s.alpha = dir, cfg.Method.Name, cfg.Method.Alpha
-				rows = append(rows, s)
+				rows = append(rows, summary{run: dir, method: cfg.Method.Name, alpha: cfg.Method.Alpha, report: r})
 			}
 			fmt.Print(compareTable(rows))
 			return nil
@@ -109,45 +106,27 @@ func compareCommand() *cli.Command {
 	}
 }
 
+// compareTable is a Markdown table of eval.Headlines, one row per run; accuracies in percent.
 func compareTable(rows []summary) string {
 	var b strings.Builder
-	b.WriteString("| run | method | alpha | coarse probe | fine probe | fine kNN | intra-class cos | worst group (ERM / DRO found / DRO true) |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|\n")
-	pct := func(v *float64) string {
-		if v == nil {
-			return "-"
-		}
-		return fmt.Sprintf("%.2f", 100**v)
+	b.WriteString("| run | method | alpha |")
+	for _, h := range eval.Headlines {
+		b.WriteString(" " + h.Name + " |")
 	}
+	b.WriteString("\n|---|---|---|" + strings.Repeat("---|", len(eval.Headlines)) + "\n")
 	for _, r := range rows {
-		rep := r.report
-		var coarse, fine, fineKNN, intra *float64
-		if rep.CoarseProbe != nil {
-			coarse = &rep.CoarseProbe.TestAcc
-		}
-		if rep.FineProbe != nil {
-			fine = &rep.FineProbe.TestAcc
-		}
-		if rep.FineKNN != nil {
-			fineKNN = &rep.FineKNN.Accuracy
-		}
-		intraS := "-"
-		if rep.Spread != nil {
-			intra = &rep.Spread.IntraClassCosine
-			intraS = fmt.Sprintf("%.3f", *intra)
-		}
-		worst := "-"
-		if rep.ERM != nil && rep.ERM.WorstGroupAcc != nil {
-			var found, truth *float64
-			if rep.DRODiscovered != nil {
-				found = &rep.DRODiscovered.WorstGroupAcc
+		fmt.Fprintf(&b, "| %s | %s | %g |", r.run, r.method, r.alpha)
+		for _, h := range eval.Headlines {
+			switch v := h.Of(r.report); {
+			case v == nil:
+				b.WriteString(" - |")
+			case h.Percent:
+				fmt.Fprintf(&b, " %.2f |", 100**v)
+			default:
+				fmt.Fprintf(&b, " %.3f |", *v)
 			}
-			if rep.DROTrueGroups != nil {
-				truth = &rep.DROTrueGroups.WorstGroupAcc
-			}
-			worst = pct(rep.ERM.WorstGroupAcc) + " / " + pct(found) + " / " + pct(truth)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %g | %s | %s | %s | %s | %s |\n", r.run, r.method, r.alpha, pct(coarse), pct(fine), pct(fineKNN), intraS, worst)
+		b.WriteString("\n")
 	}
 	return b.String()
 }

@@ -19,29 +19,9 @@ func FromFloat32(data []float32, shape ...int) *Array {
 	return &Array{DType: Float32, Shape: shapeOr(len(data), shape), Data: data}
 }
 
-// FromFloat64 wraps data (not copied) as a float64 array.
-func FromFloat64(data []float64, shape ...int) *Array {
-	return &Array{DType: Float64, Shape: shapeOr(len(data), shape), Data: data}
-}
-
 // FromInt64 wraps data (not copied) as an int64 array.
 func FromInt64(data []int64, shape ...int) *Array {
 	return &Array{DType: Int64, Shape: shapeOr(len(data), shape), Data: data}
-}
-
-// FromInt32 wraps data (not copied) as an int32 array.
-func FromInt32(data []int32, shape ...int) *Array {
-	return &Array{DType: Int32, Shape: shapeOr(len(data), shape), Data: data}
-}
-
-// FromUint8 wraps data (not copied) as a uint8 array.
-func FromUint8(data []uint8, shape ...int) *Array {
-	return &Array{DType: Uint8, Shape: shapeOr(len(data), shape), Data: data}
-}
-
-// FromBool wraps data (not copied) as a bool array.
-func FromBool(data []bool, shape ...int) *Array {
-	return &Array{DType: Bool, Shape: shapeOr(len(data), shape), Data: data}
 }
 
 // Float64s returns the elements as float64, converting from any dtype

@@ -20,11 +20,11 @@ func sampleArrays() map[string]*Array {
 	nan32 := float32(math.NaN())
 	return map[string]*Array{
 		"f4":       FromFloat32([]float32{0, -1.5, 3.25, 1e-7, float32(math.Inf(-1)), nan32}, 2, 3),
-		"f8":       FromFloat64([]float64{math.Pi, -0.0, math.Inf(1), math.NaN(), 1e300}),
+		"f8":       array(Float64, []float64{math.Pi, -0.0, math.Inf(1), math.NaN(), 1e300}),
 		"i8":       FromInt64([]int64{math.MaxInt64, math.MinInt64, 0, -1}, 2, 2),
-		"i4":       FromInt32([]int32{math.MaxInt32, math.MinInt32, 7, -7}, 4, 1),
-		"u1":       FromUint8([]uint8{0, 1, 127, 128, 254, 255, 3, 4}, 2, 2, 2),
-		"b1":       FromBool([]bool{true, false, true}),
+		"i4":       array(Int32, []int32{math.MaxInt32, math.MinInt32, 7, -7}, 4, 1),
+		"u1":       array(Uint8, []uint8{0, 1, 127, 128, 254, 255, 3, 4}, 2, 2, 2),
+		"b1":       array(Bool, []bool{true, false, true}),
 		"f8scalar": {DType: Float64, Shape: []int{}, Data: []float64{2.5}},
 		"f4empty":  FromFloat32([]float32{}, 0, 3),
 		"i8empty":  FromInt64(nil, 0),
@@ -252,7 +252,7 @@ func TestBadInput(t *testing.T) {
 
 func TestReadFileErrorsNameFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "broken.npy")
-	good, _ := Marshal(FromFloat64([]float64{1, 2, 3}))
+	good, _ := Marshal(array(Float64, []float64{1, 2, 3}))
 	os.WriteFile(p, good[:len(good)-1], 0o644)
 	_, err := ReadFile(p)
 	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "truncated") {
@@ -269,7 +269,7 @@ func TestWriteRejectsInvalid(t *testing.T) {
 		"nil":        nil,
 		"bad dtype":  {DType: "float16", Shape: []int{1}, Data: []float32{1}},
 		"mismatch":   {DType: Float64, Shape: []int{1}, Data: []float32{1}},
-		"wrong len":  FromInt32([]int32{1, 2, 3}, 2, 2),
+		"wrong len":  array(Int32, []int32{1, 2, 3}, 2, 2),
 		"neg dim":    {DType: Uint8, Shape: []int{-1}, Data: []uint8{}},
 		"bad data":   {DType: Uint8, Shape: []int{1}, Data: []int{1}},
 		"nil data":   {DType: Uint8, Shape: []int{0}},
@@ -289,16 +289,16 @@ func TestWriteRejectsInvalid(t *testing.T) {
 }
 
 func TestConversions(t *testing.T) {
-	a := FromInt32([]int32{1, -2, 3})
+	a := array(Int32, []int32{1, -2, 3})
 	f, err := a.Float64s()
 	if err != nil || !reflect.DeepEqual(f, []float64{1, -2, 3}) {
 		t.Fatalf("Float64s = %v, %v", f, err)
 	}
-	f32, err := FromBool([]bool{true, false}).Float32s()
+	f32, err := array(Bool, []bool{true, false}).Float32s()
 	if err != nil || !reflect.DeepEqual(f32, []float32{1, 0}) {
 		t.Fatalf("Float32s = %v, %v", f32, err)
 	}
-	i, err := FromUint8([]uint8{255, 0}).Int64s()
+	i, err := array(Uint8, []uint8{255, 0}).Int64s()
 	if err != nil || !reflect.DeepEqual(i, []int64{255, 0}) {
 		t.Fatalf("Int64s = %v, %v", i, err)
 	}
@@ -306,7 +306,7 @@ func TestConversions(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(i, []int64{3, -4}) {
 		t.Fatalf("Int64s(float) = %v, %v", i, err)
 	}
-	for _, bad := range []*Array{FromFloat64([]float64{0.5}), FromFloat64([]float64{math.NaN()}), FromFloat64([]float64{1e19})} {
+	for _, bad := range []*Array{array(Float64, []float64{0.5}), array(Float64, []float64{math.NaN()}), array(Float64, []float64{1e19})} {
 		if _, err := bad.Int64s(); err == nil {
 			t.Fatalf("Int64s(%v) succeeded", bad.Data)
 		}
@@ -479,4 +479,10 @@ func TestNumpyReadsOurFiles(t *testing.T) {
 		t.Fatalf("numpy check failed: %v\n%s", err, out)
 	}
 	t.Logf("%s", bytes.TrimSpace(out))
+}
+
+// array wraps data as an Array of dtype dt (1-d unless a shape is given), for the dtypes that only
+// tests build (the program writes float32 embeddings and int64 labels: FromFloat32, FromInt64).
+func array[T any](dt string, data []T, shape ...int) *Array {
+	return &Array{DType: dt, Shape: shapeOr(len(data), shape), Data: data}
 }

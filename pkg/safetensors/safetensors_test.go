@@ -19,13 +19,13 @@ import (
 func sampleFile() *File {
 	return &File{
 		Tensors: map[string]Tensor{
-			"w":       FromFloat32([]float32{0, -1.5, 3.25, 1e-7, 65504, float32(math.Inf(-1))}, 2, 3),
-			"b":       FromFloat64([]float64{math.Pi, -0.0, 1e300}),
-			"ids":     FromInt64([]int64{math.MaxInt64, math.MinInt64, 0, -1}, 2, 2),
-			"i32":     FromInt32([]int32{math.MaxInt32, math.MinInt32, 7}),
-			"u8":      FromUint8([]uint8{0, 1, 254, 255}, 2, 1, 2),
-			"mask":    FromBool([]bool{true, false, true}),
-			"bf":      FromFloat32AsBF16([]float32{1, -3.140625, 1e30}),
+			"w":       tensorOf(F32, []float32{0, -1.5, 3.25, 1e-7, 65504, float32(math.Inf(-1))}, 2, 3),
+			"b":       tensorOf(F64, []float64{math.Pi, -0.0, 1e300}),
+			"ids":     tensorOf(I64, []int64{math.MaxInt64, math.MinInt64, 0, -1}, 2, 2),
+			"i32":     tensorOf(I32, []int32{math.MaxInt32, math.MinInt32, 7}),
+			"u8":      tensorOf(U8, []uint8{0, 1, 254, 255}, 2, 1, 2),
+			"mask":    tensorOf(BOOL, []bool{true, false, true}),
+			"bf":      tensorOf(BF16, bf16(1, -3.140625, 1e30)),
 			"half":    {DType: F16, Shape: []int{3}, Data: []byte{0x00, 0x3c, 0x00, 0xc0, 0x01, 0x00}},
 			"i8":      {DType: I8, Shape: []int{2}, Data: []byte{0x80, 0x7f}},
 			"i16":     {DType: I16, Shape: []int{1}, Data: []byte{0x00, 0x80}},
@@ -33,9 +33,9 @@ func sampleFile() *File {
 			"u32":     {DType: U32, Shape: []int{1}, Data: []byte{0xff, 0xff, 0xff, 0xff}},
 			"u64":     {DType: U64, Shape: []int{1}, Data: []byte{1, 0, 0, 0, 0, 0, 0, 0}},
 			"scalar":  {DType: F32, Shape: []int{}, Data: []byte{0, 0, 0x20, 0x40}},
-			"empty":   FromFloat32(nil, 0, 4),
-			"z":       FromInt64(nil, 3, 0),
-			"uni☃ <>": FromUint8([]uint8{9}),
+			"empty":   tensorOf(F32, nil, 0, 4),
+			"z":       tensorOf(I64, nil, 3, 0),
+			"uni☃ <>": tensorOf(U8, []uint8{9}),
 		},
 		Metadata: map[string]string{"format": "pt", "note": "héllo <&> \"q\"\n"},
 	}
@@ -147,52 +147,6 @@ func TestWriteOrderAligned(t *testing.T) {
 	}
 }
 
-func TestConversions(t *testing.T) {
-	f := sampleFile().Tensors
-	got, err := f["half"].Float32s()
-	if err != nil || !reflect.DeepEqual(got, []float32{1, -2, float32(math.Ldexp(1, -24))}) {
-		t.Fatalf("F16 = %v, %v", got, err)
-	}
-	got, err = f["bf"].Float32s()
-	if err != nil || got[0] != 1 || got[1] != -3.140625 || math.Abs(float64(got[2])/1e30-1) > 1e-2 {
-		t.Fatalf("BF16 = %v, %v", got, err)
-	}
-	i, err := f["i8"].Int64s()
-	if err != nil || !reflect.DeepEqual(i, []int64{-128, 127}) {
-		t.Fatalf("I8 = %v, %v", i, err)
-	}
-	i, err = f["u16"].Int64s()
-	if err != nil || !reflect.DeepEqual(i, []int64{65535}) {
-		t.Fatalf("U16 = %v, %v", i, err)
-	}
-	d, err := f["mask"].Float64s()
-	if err != nil || !reflect.DeepEqual(d, []float64{1, 0, 1}) {
-		t.Fatalf("BOOL = %v, %v", d, err)
-	}
-	if _, err := f["w"].Int64s(); err == nil {
-		t.Fatal("Int64s of F32 succeeded")
-	}
-	if _, err := f["ids"].Float32s(); err == nil {
-		t.Fatal("Float32s of I64 succeeded")
-	}
-	big := Tensor{DType: U64, Shape: []int{1}, Data: bytes.Repeat([]byte{0xff}, 8)}
-	if _, err := big.Int64s(); err == nil {
-		t.Fatal("U64 overflow not reported")
-	}
-	if _, err := (Tensor{DType: F32, Shape: []int{2}, Data: []byte{1}}).Float32s(); err == nil {
-		t.Fatal("short data not reported")
-	}
-	// F16 specials.
-	for bits, want := range map[uint16]float64{0x7c00: math.Inf(1), 0xfc00: math.Inf(-1), 0x7bff: 65504, 0x8000: math.Copysign(0, -1), 0x0400: math.Ldexp(1, -14)} {
-		if g := float64(f16ToFloat32(bits)); g != want || math.Signbit(g) != math.Signbit(want) {
-			t.Errorf("f16 %#x = %v, want %v", bits, g, want)
-		}
-	}
-	if !math.IsNaN(float64(f16ToFloat32(0x7e00))) || !math.IsNaN(float64(math.Float32frombits(uint32(float32ToBF16(float32(math.NaN())))<<16))) {
-		t.Error("NaN not preserved")
-	}
-}
-
 // rawFile builds a file from a literal header and data section.
 func rawFile(header string, data []byte) []byte {
 	b := binary.LittleEndian.AppendUint64(nil, uint64(len(header)))
@@ -263,7 +217,7 @@ func TestReadFileErrorsNameFile(t *testing.T) {
 func TestWriteRejectsInvalid(t *testing.T) {
 	for name, f := range map[string]*File{
 		"nil":       nil,
-		"reserved":  {Tensors: map[string]Tensor{metadataKey: FromUint8([]uint8{1})}},
+		"reserved":  {Tensors: map[string]Tensor{metadataKey: tensorOf(U8, []uint8{1})}},
 		"bad dtype": {Tensors: map[string]Tensor{"a": {DType: "F128", Shape: []int{1}, Data: make([]byte, 16)}}},
 		"wrong len": {Tensors: map[string]Tensor{"a": {DType: F32, Shape: []int{2}, Data: make([]byte, 4)}}},
 		"neg dim":   {Tensors: map[string]Tensor{"a": {DType: U8, Shape: []int{-1}}}},
@@ -285,17 +239,17 @@ func TestWriteRejectsInvalid(t *testing.T) {
 func pythonFixture() *File {
 	return &File{
 		Tensors: map[string]Tensor{
-			"weight": FromFloat32([]float32{0, -1.5, 3.25, 1e-7, 65504, float32(math.Copysign(0, -1))}, 2, 3),
-			"bias":   FromFloat64([]float64{1e300, -2.5e-300, math.Pi}),
-			"ids":    FromInt64([]int64{math.MaxInt64, math.MinInt64, 0, -1}, 2, 2),
-			"idx32":  FromInt32([]int32{math.MaxInt32, math.MinInt32, 7, -7}),
-			"mask":   FromBool([]bool{true, false, false, true, true}),
-			"bytes":  FromUint8([]uint8{0, 32, 64, 96, 128, 160, 192, 224}, 2, 2, 2),
+			"weight": tensorOf(F32, []float32{0, -1.5, 3.25, 1e-7, 65504, float32(math.Copysign(0, -1))}, 2, 3),
+			"bias":   tensorOf(F64, []float64{1e300, -2.5e-300, math.Pi}),
+			"ids":    tensorOf(I64, []int64{math.MaxInt64, math.MinInt64, 0, -1}, 2, 2),
+			"idx32":  tensorOf(I32, []int32{math.MaxInt32, math.MinInt32, 7, -7}),
+			"mask":   tensorOf(BOOL, []bool{true, false, false, true, true}),
+			"bytes":  tensorOf(U8, []uint8{0, 32, 64, 96, 128, 160, 192, 224}, 2, 2, 2),
 			// 1, -2, 65504, and 6e-8 rounded to the nearest subnormal (1 ulp).
 			"half":   {DType: F16, Shape: []int{4}, Data: []byte{0x00, 0x3c, 0x00, 0xc0, 0xff, 0x7b, 0x01, 0x00}},
-			"brain":  FromFloat32AsBF16([]float32{1, -3.140625, 1e30}),
-			"scalar": {DType: F32, Shape: []int{}, Data: FromFloat32([]float32{2.5}).Data},
-			"empty":  FromFloat32(nil, 0, 4),
+			"brain":  tensorOf(BF16, bf16(1, -3.140625, 1e30)),
+			"scalar": {DType: F32, Shape: []int{}, Data: tensorOf(F32, []float32{2.5}).Data},
+			"empty":  tensorOf(F32, nil, 0, 4),
 		},
 		Metadata: map[string]string{"format": "pt", "note": "héllo <&> \"quoted\""},
 	}
@@ -396,22 +350,13 @@ func TestPythonReadsOurFiles(t *testing.T) {
 	}{f.Metadata, map[string]tm{}}
 	for name, tn := range f.Tensors {
 		e := tm{DType: tn.DType, Shape: append([]int{}, tn.Shape...), Hex: hex.EncodeToString(tn.Data)}
-		switch tn.DType {
-		case F32, F64, F16, BF16:
-			v, _ := tn.Float64s()
+		switch v := valuesOf(t, name, tn).(type) {
+		case []float64:
 			if !slicesHasInf(v) { // JSON cannot carry infinities
-				e.Values = append([]float64{}, v...)
+				e.Values = v
 			}
-		case BOOL:
-			v, _ := tn.Int64s()
-			bs := []bool{}
-			for _, x := range v {
-				bs = append(bs, x != 0)
-			}
-			e.Values = bs
 		default:
-			v, _ := tn.Int64s()
-			e.Values = append([]int64{}, v...)
+			e.Values = v
 		}
 		manifest.Tensors[name] = e
 	}
@@ -443,4 +388,106 @@ func slicesHasInf(v []float64) bool {
 func lastLine(b []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return lines[len(lines)-1]
+}
+
+// tensorOf encodes data (a slice of a fixed-size type, or nil) little-endian as a tensor of dtype dt,
+// 1-d unless a shape is given.
+func tensorOf(dt string, data any, shape ...int) Tensor {
+	var b bytes.Buffer
+	n := 0
+	if data != nil {
+		n = reflect.ValueOf(data).Len()
+		if err := binary.Write(&b, binary.LittleEndian, data); err != nil {
+			panic(err)
+		}
+	}
+	if len(shape) == 0 {
+		shape = []int{n}
+	}
+	return Tensor{DType: dt, Shape: shape, Data: b.Bytes()}
+}
+
+// bf16 rounds float32 values to bfloat16 bits, to nearest even, as torch and testdata/st_py.py do.
+func bf16(values ...float32) []uint16 {
+	out := make([]uint16, len(values))
+	for i, v := range values {
+		b := math.Float32bits(v)
+		out[i] = uint16((b + 0x7fff + (b>>16)&1) >> 16)
+	}
+	return out
+}
+
+// halfValues are the values the sample's F16 tensor was written to hold (1, -2, the smallest subnormal).
+var halfValues = []float64{1, -2, math.Ldexp(1, -24)}
+
+// valuesOf is what tensor name of sampleFile holds, for the Python reader to compare with: decoded
+// from the little-endian bytes for the plain dtypes, bfloat16 as the top half of a float32, and the
+// intended values for the one F16 tensor.
+func valuesOf(t *testing.T, name string, tn Tensor) any {
+	t.Helper()
+	read := func(dst any) {
+		if err := binary.Read(bytes.NewReader(tn.Data), binary.LittleEndian, dst); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	n := len(tn.Data) / dtypeSize(t, tn.DType)
+	floats := func(v any) []float64 {
+		rv := reflect.ValueOf(v)
+		out := make([]float64, rv.Len())
+		for i := range out {
+			out[i] = rv.Index(i).Convert(reflect.TypeOf(float64(0))).Float()
+		}
+		return out
+	}
+	ints := func(v any) []int64 {
+		rv := reflect.ValueOf(v)
+		out := make([]int64, rv.Len())
+		for i := range out {
+			out[i] = rv.Index(i).Convert(reflect.TypeOf(int64(0))).Int()
+		}
+		return out
+	}
+	switch tn.DType {
+	case F16:
+		if name != "half" {
+			t.Fatalf("%s: F16 values unknown", name)
+		}
+		return halfValues
+	case BF16:
+		v := make([]uint16, n)
+		read(v)
+		out := make([]float64, n)
+		for i, b := range v {
+			out[i] = float64(math.Float32frombits(uint32(b) << 16))
+		}
+		return out
+	case BOOL:
+		v := make([]bool, n)
+		read(v)
+		return v
+	}
+	v := reflect.MakeSlice(reflect.SliceOf(goTypes[tn.DType]), n, n).Interface()
+	read(v)
+	if tn.DType == F32 || tn.DType == F64 {
+		return floats(v)
+	}
+	return ints(v)
+}
+
+var goTypes = map[string]reflect.Type{F32: reflect.TypeOf(float32(0)), F64: reflect.TypeOf(float64(0)),
+	I8: reflect.TypeOf(int8(0)), I16: reflect.TypeOf(int16(0)), I32: reflect.TypeOf(int32(0)), I64: reflect.TypeOf(int64(0)),
+	U8: reflect.TypeOf(uint8(0)), U16: reflect.TypeOf(uint16(0)), U32: reflect.TypeOf(uint32(0)), U64: reflect.TypeOf(uint64(0))}
+
+func dtypeSize(t *testing.T, dt string) int {
+	switch dt {
+	case F16, BF16:
+		return 2
+	case BOOL:
+		return 1
+	}
+	ty, ok := goTypes[dt]
+	if !ok {
+		t.Fatalf("dtype %s not in the test's table", dt)
+	}
+	return int(ty.Size())
 }

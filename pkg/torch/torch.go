@@ -20,6 +20,7 @@ package torch
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -191,7 +192,12 @@ func (d Device) String() string {
 	return "cpu"
 }
 
-// ParseDevice reads "cpu", "cuda", "cuda:N" or "auto" (CUDA when available, else CPU).
+// ErrDeviceUnavailable marks ParseDevice's error for a well-formed device this machine lacks (a GPU
+// run's config read on a CPU machine), as opposed to a malformed device string.
+var ErrDeviceUnavailable = errors.New("not available here")
+
+// ParseDevice reads "cpu", "cuda", "cuda:N" or "auto" (CUDA when available, else CPU). It is the one
+// device parser: configs, flags and checkpoints all go through it.
 func ParseDevice(s string) (Device, error) {
 	switch {
 	case s == "" || s == "auto":
@@ -211,10 +217,10 @@ func ParseDevice(s string) (Device, error) {
 			idx = n
 		}
 		if !CUDAAvailable() {
-			return CPU, fmt.Errorf("device %q: CUDA is not available (libtorch %s; use --device cpu, or build the shim against a CUDA libtorch)", s, Version())
+			return CPU, fmt.Errorf("device %q: CUDA is %w (libtorch %s; use --device cpu, or build the shim against a CUDA libtorch)", s, ErrDeviceUnavailable, Version())
 		}
 		if idx >= CUDADeviceCount() {
-			return CPU, fmt.Errorf("device %q: only %d CUDA device(s) visible", s, CUDADeviceCount())
+			return CPU, fmt.Errorf("device %q: %w: only %d CUDA device(s) visible", s, ErrDeviceUnavailable, CUDADeviceCount())
 		}
 		return CUDA(idx), nil
 	}

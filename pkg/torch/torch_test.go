@@ -1,6 +1,8 @@
 package torch
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -235,6 +237,19 @@ func TestLibtorchErrorsAreGoErrors(t *testing.T) {
 		}
 		if _, err := ParseDevice("tpu"); err == nil {
 			t.Fatal("ParseDevice accepted tpu")
+		}
+		// a malformed string is not "unavailable" (eval falls back to the CPU only for the latter)
+		for _, bad := range []string{"tpu", "cuda:x", "cuda:-1", "CPU"} {
+			if _, err := ParseDevice(bad); err == nil || errors.Is(err, ErrDeviceUnavailable) {
+				t.Fatalf("ParseDevice(%q): %v, want a malformed-device error", bad, err)
+			}
+		}
+		if !CUDAAvailable() {
+			if _, err := ParseDevice("cuda:0"); !errors.Is(err, ErrDeviceUnavailable) {
+				t.Fatalf("ParseDevice(cuda:0) without CUDA: %v, want ErrDeviceUnavailable", err)
+			}
+		} else if _, err := ParseDevice(fmt.Sprintf("cuda:%d", CUDADeviceCount())); !errors.Is(err, ErrDeviceUnavailable) {
+			t.Fatalf("ParseDevice of a device past the last: %v, want ErrDeviceUnavailable", err)
 		}
 	})
 }

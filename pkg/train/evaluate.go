@@ -1,10 +1,12 @@
 package train
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 
 	"github.com/spreadtrain/spreadtrain/pkg/data"
 	"github.com/spreadtrain/spreadtrain/pkg/eval"
@@ -22,8 +24,8 @@ type trained struct {
 	ck    string
 }
 
-// loadTrained rebuilds a run's model from a checkpoint ("best" or "last") on the run's device
-// (or the CPU when that device is unavailable here).
+// loadTrained rebuilds a run's model from a checkpoint ("best" or "last") on the run's device, or on
+// the CPU when that device is well-formed but unavailable here (a GPU run evaluated on a laptop).
 func loadTrained(runDir, which string, shapeOf *data.Dataset) (*trained, error) {
 	path, err := RunCheckpoint(runDir, which)
 	if err != nil {
@@ -36,8 +38,10 @@ func loadTrained(runDir, which string, shapeOf *data.Dataset) (*trained, error) 
 	defer ck.Free()
 	cfg := ck.Config.Normalized()
 	dev, err := torch.ParseDevice(cfg.Train.Device)
-	if err != nil {
+	if errors.Is(err, torch.ErrDeviceUnavailable) {
 		dev = torch.CPU
+	} else if err != nil {
+		return nil, fmt.Errorf("%s: train.device: %w", path, err)
 	}
 	m, err := NewModel(cfg, ShapeOf(cfg, shapeOf))
 	if err != nil {
@@ -285,7 +289,7 @@ func PlotCurves(runDir string) error {
 	if len(pts) == 0 {
 		return nil
 	}
-	names := []string{"loss", "supcon", "cnce", "simclr", "ae", "ce", "val_coarse_knn_acc", "lr"}
+	names := append(slices.Clone(lossTerms), "val_coarse_knn_acc", "lr")
 	var present []string
 	for _, n := range names {
 		for _, p := range pts {

@@ -10,13 +10,12 @@ type Terms struct {
 	Total, SupCon, CNCE, SimCLR, AE, CE *torch.Tensor
 }
 
-// Named lists the defined terms for logging, in a fixed order.
+// Named lists the defined terms for logging, named and ordered by lossTerms.
 func (t Terms) Named() []torch.Named {
 	var out []torch.Named
-	for _, n := range []torch.Named{{Name: "loss", Tensor: t.Total}, {Name: "supcon", Tensor: t.SupCon},
-		{Name: "cnce", Tensor: t.CNCE}, {Name: "simclr", Tensor: t.SimCLR}, {Name: "ae", Tensor: t.AE}, {Name: "ce", Tensor: t.CE}} {
-		if n.Tensor != nil {
-			out = append(out, n)
+	for i, x := range []*torch.Tensor{t.Total, t.SupCon, t.CNCE, t.SimCLR, t.AE, t.CE} {
+		if x != nil {
+			out = append(out, torch.Named{Name: lossTerms[i], Tensor: x})
 		}
 	}
 	return out

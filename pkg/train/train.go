@@ -684,7 +684,7 @@ func shellQuote(s string) string {
 
 func formatTerms(vals map[string]float64) string {
 	s := ""
-	for _, k := range []string{"loss", "supcon", "cnce", "simclr", "ae", "ce"} {
+	for _, k := range lossTerms {
 		if v, ok := vals[k]; ok {
 			s += fmt.Sprintf("%s %.4f ", k, v)
 		}
