@@ -49,8 +49,9 @@ func CLINames(root string) (map[string]bool, error) {
 	if err != nil || len(files) == 0 {
 		return nil, fmt.Errorf("no CLI sources under %s/cmd/spreadtrain", root)
 	}
-	// Name: "x" in commands and flags; str("x", ...), num(...), integer(...) in train's override flags
-	re := regexp.MustCompile(`(?:Name:\s*|\b(?:str|num|integer)\(\s*)"([a-z0-9-]+)"`)
+	// Name: "x" in commands and flags; str(catGroup, "x", ...), num(...), integer(...), boolean(...) in
+	// train's configuration flags
+	re := regexp.MustCompile(`(?:Name:\s*|\b(?:str|num|integer|boolean)\(\s*(?:cat\w+,\s*)?)"([a-z0-9-]+)"`)
 	names := map[string]bool{}
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
