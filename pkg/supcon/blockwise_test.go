@@ -1,11 +1,8 @@
 package supcon
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/spreadtrain/spreadtrain/pkg/torch"
@@ -13,30 +10,7 @@ import (
 
 // The blockwise path agrees with the independent PyTorch implementation on every committed case,
 // with blocks of 3 anchor rows (so every case spans several blocks, some ending mid-sample).
-func TestBlockwiseMatchesPyTorchReference(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(fixtures, "cases.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cases []lossCase
-	if err := json.Unmarshal(raw, &cases); err != nil {
-		t.Fatal(err)
-	}
-	if len(cases) < 20 {
-		t.Fatalf("only %d reference cases", len(cases))
-	}
-	for _, c := range cases {
-		for _, dt := range []torch.DType{torch.Float64, torch.Float32} {
-			tol := 1e-6
-			if dt == torch.Float32 {
-				tol = 1e-4
-			}
-			t.Run(fmt.Sprintf("%s/%v", c.Name, dt), func(t *testing.T) {
-				torch.WithScope(func() { checkCase(t, c, dt, tol, PathBlockwise, 3) })
-			})
-		}
-	}
-}
+func TestBlockwiseMatchesPyTorchReference(t *testing.T) { checkReferenceCases(t, PathBlockwise, 3) }
 
 // lossAndGrad returns a loss's value and its gradient with respect to z (a fresh leaf).
 func lossAndGrad(z0 *torch.Tensor, f func(*torch.Tensor) *torch.Tensor) (float64, []float64) {

@@ -72,7 +72,10 @@ func relErr(got, want, floor float64) float64 {
 // Every loss and its gradient agree with the independent PyTorch implementation
 // (tools/reference/losses.py) on the committed random cases: 1e-6 relative in float64, 1e-4 in
 // float32.
-func TestLossesMatchPyTorchReference(t *testing.T) {
+func TestLossesMatchPyTorchReference(t *testing.T) { checkReferenceCases(t, PathDense, 0) }
+
+// checkReferenceCases runs every committed PyTorch case on a path, in float64 and float32.
+func checkReferenceCases(t *testing.T, path Path, blockRows int64) {
 	raw, err := os.ReadFile(filepath.Join(fixtures, "cases.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +94,7 @@ func TestLossesMatchPyTorchReference(t *testing.T) {
 				tol = 1e-4
 			}
 			t.Run(fmt.Sprintf("%s/%v", c.Name, dt), func(t *testing.T) {
-				torch.WithScope(func() { checkCase(t, c, dt, tol, PathDense, 0) })
+				torch.WithScope(func() { checkCase(t, c, dt, tol, path, blockRows) })
 			})
 		}
 	}

@@ -37,12 +37,7 @@ func objective(m *Model, meth MethodConfig, fp FastPath, in stepInput) Terms {
 	if m.EncoderB != nil {
 		return objectiveTwoBackbones(m, meth, fp, in)
 	}
-	shape := in.views.Shape()
-	b, v := shape[0], shape[1]
-	flat := in.views.Reshape(append([]int64{b * v}, shape[2:]...)...)
-	if fp.ChannelsLast && len(shape) == 5 {
-		flat = flat.ChannelsLast()
-	}
+	flat, labelsPerView, b, v := flatViews(in, fp)
 	var h *torch.Tensor // [B*V, F]
 	fp.forward(func() { h = m.Encoder.Forward(flat) })
 	var t Terms
@@ -57,19 +52,13 @@ func objective(m *Model, meth MethodConfig, fp FastPath, in stepInput) Terms {
 			total = total.Add(term.MulScalar(w))
 		}
 	}
-	labelsPerView := in.coarse.Unsqueeze(1).Expand(b, v).Reshape(b * v)
 
 	if meth.Name != "ce" {
 		z := h
 		if m.Head != nil {
 			fp.forward(func() { z = m.Head.Forward(h) })
 		}
-		z = full(z).Reshape(b, v, -1)
-		views := supcon.Views{Z: z, Labels: in.coarse}
-		if in.gather != nil {
-			gz, gy, start := in.gather(z, in.coarse)
-			views = supcon.Views{Z: gz, Labels: gy, AnchorStart: start, AnchorCount: b}
-		}
+		views := contrastiveViews(full(z).Reshape(b, v, -1), in)
 		switch {
 		case meth.Compat:
 			c := supcon.Compat(views, meth.Temperature, supcon.CompatOptions{})
@@ -111,22 +100,11 @@ func objective(m *Model, meth MethodConfig, fp FastPath, in stepInput) Terms {
 // classifier on both backbones' features side by side. For supcon-2b the logged supcon term is the
 // mean of the two backbones' SupCon losses; the total holds both.
 func objectiveTwoBackbones(m *Model, meth MethodConfig, fp FastPath, in stepInput) Terms {
-	shape := in.views.Shape()
-	b, v := shape[0], shape[1]
-	flat := in.views.Reshape(append([]int64{b * v}, shape[2:]...)...)
-	if fp.ChannelsLast && len(shape) == 5 {
-		flat = flat.ChannelsLast()
-	}
+	flat, labelsPerView, b, v := flatViews(in, fp)
 	var hA, hB *torch.Tensor // [B*V, F] each
 	fp.forward(func() { hA, hB = m.Encoder.Forward(flat), m.EncoderB.Forward(flat) })
-	labelsPerView := in.coarse.Unsqueeze(1).Expand(b, v).Reshape(b * v)
 	contrast := func(h *torch.Tensor) (supConLoss, cnceLoss *torch.Tensor) {
-		z := full(h).Reshape(b, v, -1)
-		views := supcon.Views{Z: z, Labels: in.coarse}
-		if in.gather != nil {
-			gz, gy, start := in.gather(z, in.coarse)
-			views = supcon.Views{Z: gz, Labels: gy, AnchorStart: start, AnchorCount: b}
-		}
+		views := contrastiveViews(full(h).Reshape(b, v, -1), in)
 		return supcon.Terms(views, meth.Temperature, supcon.Denominator(meth.Denominator))
 	}
 
@@ -155,4 +133,26 @@ func objectiveTwoBackbones(m *Model, meth MethodConfig, fp FastPath, in stepInpu
 	}
 	t.Total = total
 	return t
+}
+
+// flatViews is the step's views as one batch [B*V, C, H, W] (channels-last on that fast path), with
+// the coarse label of every view [B*V], B and V.
+func flatViews(in stepInput, fp FastPath) (flat, labelsPerView *torch.Tensor, b, v int64) {
+	shape := in.views.Shape()
+	b, v = shape[0], shape[1]
+	flat = in.views.Reshape(append([]int64{b * v}, shape[2:]...)...)
+	if fp.ChannelsLast && len(shape) == 5 {
+		flat = flat.ChannelsLast()
+	}
+	return flat, in.coarse.Unsqueeze(1).Expand(b, v).Reshape(b * v), b, v
+}
+
+// contrastiveViews are embeddings z [B, V, D] as the contrastive losses see them: this rank's batch,
+// or under data parallelism the gathered global batch with this rank's rows as the anchors.
+func contrastiveViews(z *torch.Tensor, in stepInput) supcon.Views {
+	if in.gather == nil {
+		return supcon.Views{Z: z, Labels: in.coarse}
+	}
+	gz, gy, start := in.gather(z, in.coarse)
+	return supcon.Views{Z: gz, Labels: gy, AnchorStart: start, AnchorCount: z.Size(0)}
 }
