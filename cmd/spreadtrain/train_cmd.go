@@ -130,8 +130,15 @@ func trainCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			resume := c.Bool("resume")
-			if resume && c.IsSet("config") {
+			restarted, err := elasticResume(c.String("out"))
+			if err != nil {
+				return err
+			}
+			resume := c.Bool("resume") || restarted
+			if restarted {
+				// torchrun repeats the first command line; the run's saved configuration wins
+				log.Infof("restarted by torchrun (TORCHELASTIC_RESTART_COUNT=%s): resuming from the run's last checkpoint", os.Getenv("TORCHELASTIC_RESTART_COUNT"))
+			} else if resume && c.IsSet("config") {
 				return badInput("--config starts a new run; --resume continues the saved configuration (change settings with flags or --set)")
 			}
 			if !resume && c.IsSet("from") {
@@ -140,6 +147,9 @@ func trainCommand() *cli.Command {
 			override, err := commandLineOverride(c, keyed)
 			if err != nil {
 				return err
+			}
+			if restarted {
+				override = func(*train.Config) error { return nil }
 			}
 			var cfg train.Config
 			if !resume {
@@ -154,7 +164,7 @@ func trainCommand() *cli.Command {
 				}
 			}
 			if n := c.Int("nproc-per-node"); n > 1 && os.Getenv("WORLD_SIZE") == "" {
-				return launchWorkers(n)
+				return launchWorkers(n, c.String("out"))
 			} else if n < 1 {
 				return badInput("--nproc-per-node %d: must be >= 1", n)
 			}
@@ -232,7 +242,7 @@ func commandLineOverride(c *cli.Context, keyed []keyFlag) (func(*train.Config) e
 }
 
 // launchWorkers re-runs this command as n local data-parallel workers (torchrun's variables set).
-func launchWorkers(n int) error {
+func launchWorkers(n int, runDir string) error {
 	var args []string
 	skip := false
 	for _, a := range invocation[1:] {
@@ -248,7 +258,12 @@ func launchWorkers(n int) error {
 		}
 		args = append(args, a)
 	}
-	return dist.Spawn(n, args, nil)
+	err := dist.Spawn(n, args, nil)
+	var se *dist.SignalError
+	if errors.As(err, &se) {
+		return fmt.Errorf("stopped by %v: the workers wrote a checkpoint; continue with: spreadtrain train --out %s --resume", se.Signal, runDir)
+	}
+	return err
 }
 
 // joinGroup joins the data-parallel job the environment describes (nil for a single process), on the
