@@ -195,58 +195,26 @@ func lastStep(path string) (map[string]float64, error) {
 	return values, nil
 }
 
-// A metric is one column: its name and where it is in a report (nil: absent).
-type metric struct {
-	name    string
-	percent bool
-	get     func(*eval.Report) *float64
-}
+// A metric is one column: eval.Headlines, the one extractor of headline numbers (also `compare`'s).
+type metric eval.Headline
 
-func probe(p *eval.ProbeResult) *float64 {
-	if p == nil {
-		return nil
+func headline(name string) metric {
+	for _, h := range eval.Headlines {
+		if h.Name == name {
+			return metric(h)
+		}
 	}
-	return &p.TestAcc
+	panic("summarize: no headline " + name)
 }
 
 var (
-	coarseProbe = metric{"coarse probe", true, func(r *eval.Report) *float64 { return probe(r.CoarseProbe) }}
-	fineProbe   = metric{"fine probe", true, func(r *eval.Report) *float64 { return probe(r.FineProbe) }}
-	fineKNN     = metric{"fine kNN", true, func(r *eval.Report) *float64 {
-		if r.FineKNN == nil {
-			return nil
-		}
-		return &r.FineKNN.Accuracy
-	}}
-	intraCos = metric{"intra-class cos", false, func(r *eval.Report) *float64 {
-		if r.Spread == nil {
-			return nil
-		}
-		return &r.Spread.IntraClassCosine
-	}}
-	worstERM = metric{"worst group ERM", true, func(r *eval.Report) *float64 {
-		if r.ERM == nil {
-			return nil
-		}
-		return r.ERM.WorstGroupAcc
-	}}
-	worstDROFound = metric{"worst group DRO (found)", true, func(r *eval.Report) *float64 {
-		if r.DRODiscovered == nil {
-			return nil
-		}
-		return &r.DRODiscovered.WorstGroupAcc
-	}}
-	worstDROTrue = metric{"worst group DRO (true)", true, func(r *eval.Report) *float64 {
-		if r.DROTrueGroups == nil {
-			return nil
-		}
-		return &r.DROTrueGroups.WorstGroupAcc
-	}}
-	allMetrics = []metric{coarseProbe, fineProbe, fineKNN, intraCos, worstERM, worstDROFound, worstDROTrue}
+	coarseProbe = headline("coarse probe")
+	fineProbe   = headline("fine probe")
+	intraCos    = headline("intra-class cos")
 )
 
 func (m metric) format(v float64) string {
-	if m.percent {
+	if m.Percent {
 		return fmt.Sprintf("%.1f", 100*v)
 	}
 	return fmt.Sprintf("%.3f", v)
@@ -281,7 +249,7 @@ func meanStd(v []float64) (mean, sd float64) {
 func values(rs []result, m metric) []float64 {
 	var out []float64
 	for i := range rs {
-		if v := m.get(&rs[i].report); v != nil {
+		if v := m.Of(&rs[i].report); v != nil {
 			out = append(out, *v)
 		}
 	}
@@ -334,7 +302,8 @@ func (s *suite) versions() string {
 // methodTable is one row per key: n seeds and mean ± sd of each metric that any row has.
 func methodTable(s *suite, keys []string, label string) string {
 	var cols []metric
-	for _, m := range allMetrics {
+	for _, h := range eval.Headlines {
+		m := metric(h)
 		for _, k := range keys {
 			if len(values(s.rows[k], m)) > 0 {
 				cols = append(cols, m)
@@ -345,7 +314,7 @@ func methodTable(s *suite, keys []string, label string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "| %s | seeds |", label)
 	for _, m := range cols {
-		fmt.Fprintf(&b, " %s |", m.name)
+		fmt.Fprintf(&b, " %s |", m.Name)
 	}
 	b.WriteString("\n|---|---|" + strings.Repeat("---|", len(cols)) + "\n")
 	for _, k := range keys {
@@ -379,9 +348,12 @@ func pairedTable(s *suite, baseline, method string) (string, bool) {
 	var lifts, diffs []float64
 	for i, r := range s.rows[method] {
 		br := base[r.seed]
+		if br == nil {
+			continue
+		}
 		mr := &s.rows[method][i].report
-		bc, bf, mc, mf := coarseProbe.get(br), fineProbe.get(br), coarseProbe.get(mr), fineProbe.get(mr)
-		if br == nil || bc == nil || bf == nil || mc == nil || mf == nil {
+		bc, bf, mc, mf := coarseProbe.Of(br), fineProbe.Of(br), coarseProbe.Of(mr), fineProbe.Of(mr)
+		if bc == nil || bf == nil || mc == nil || mf == nil {
 			continue
 		}
 		lift, diff := *mf-*bf, *mc-*bc
@@ -494,11 +466,42 @@ func blocks(results []result) (map[string]string, []*suite) {
 				}
 			}
 			out[n] = b.String()
-		default: // DATASET/METHOD rows
-			out[n] = methodTable(s, s.keys, "dataset/method")
+		default: // DATASET/METHOD rows: per dataset, the methods and Thanos against SupCon seed by seed
+			var b strings.Builder
+			for _, ds := range datasets(s) {
+				sub := &suite{name: n, rows: map[string][]result{}}
+				for _, k := range s.keys {
+					if d, m, _ := strings.Cut(k, "/"); d == ds {
+						sub.keys = append(sub.keys, m)
+						sub.rows[m] = s.rows[k]
+					}
+				}
+				t := methodTable(sub, sub.keys, "method")
+				for _, p := range [][2]string{{"supcon", "thanos"}, {"supcon-2b", "thanos-2b"}} {
+					if pt, ok := pairedTable(sub, p[0], p[1]); ok {
+						t += fmt.Sprintf("\n%s against %s, seed by seed (test accuracy, %%):\n\n%s", p[1], p[0], pt)
+					}
+				}
+				out[n+":"+ds] = t
+				fmt.Fprintf(&b, "## %s\n\n%s\n", ds, t)
+			}
+			out[n] = b.String()
 		}
 	}
 	return out, ordered
+}
+
+// datasets lists the DATASET parts of a suite's DATASET/METHOD keys, in first-seen order.
+func datasets(s *suite) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, k := range s.keys {
+		if d, _, _ := strings.Cut(k, "/"); !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 var readmeBlock = regexp.MustCompile(`(?s)(<!-- summarize:([a-z0-9:.-]+) -->\n).*?(<!-- /summarize:([a-z0-9:.-]+) -->)`)
@@ -510,7 +513,7 @@ func render(root string, results []result) ([]output, error) {
 	var outs []output
 	for _, s := range suites {
 		var b strings.Builder
-		fmt.Fprintf(&b, "# Results: %s\n\nGenerated by `go run ./experiments/summarize` from %s/%s (do not edit). Test accuracies in percent, mean ± sample standard deviation over the seeds listed (metrics_val.json runs: validation accuracies); intra-class cosine of the evaluated split's embeddings.\n\nProduced by: %s.\n\n%s",
+		fmt.Fprintf(&b, "# Results: %s\n\nGenerated by `go run ./experiments/summarize` from %s/%s (do not edit). Test accuracies in percent, mean ± sample standard deviation over the seeds listed (metrics_val.json runs: validation accuracies); intra-class cosine of the evaluated split's embeddings; cluster ARI: k-means within each coarse class of the training embeddings (k by silhouette), scored against the true groups where the data has them, else the fine labels (size-weighted mean of the per-class adjusted Rand index).\n\nProduced by: %s.\n\n%s",
 			s.name, resultsDir, s.name, s.versions(), tables[s.name])
 		outs = append(outs, output{path: filepath.Join("experiments/results", s.name+".md"), content: []byte(b.String())})
 	}
