@@ -336,16 +336,23 @@ func seedList(rs []result) string {
 	return strings.Join(s, ", ")
 }
 
-// pairedTable compares method against baseline seed by seed (same seed: same data subset, split and
-// initialisation draw): the claim of the main job is a fine-probe lift with the coarse probe kept.
-func pairedTable(s *suite, baseline, method string) (string, bool) {
+// pair is one seed of method against baseline (same seed: same data subset, split and
+// initialisation draw), test accuracies.
+type pair struct {
+	seed                                           int
+	baseCoarse, baseFine, methodCoarse, methodFine float64
+}
+
+func (p pair) lift() float64 { return p.methodFine - p.baseFine }
+func (p pair) diff() float64 { return p.methodCoarse - p.baseCoarse }
+
+// pairs matches method's runs with baseline's by seed, keeping the seeds both have probes for.
+func pairs(s *suite, baseline, method string) []pair {
 	base := map[int]*eval.Report{}
 	for i, r := range s.rows[baseline] {
 		base[r.seed] = &s.rows[baseline][i].report
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "| seed | %[1]s coarse | %[1]s fine | %[2]s coarse | %[2]s fine | fine lift | coarse difference |\n|---|---|---|---|---|---|---|\n", baseline, method)
-	var lifts, diffs []float64
+	var out []pair
 	for i, r := range s.rows[method] {
 		br := base[r.seed]
 		if br == nil {
@@ -356,20 +363,67 @@ func pairedTable(s *suite, baseline, method string) (string, bool) {
 		if bc == nil || bf == nil || mc == nil || mf == nil {
 			continue
 		}
-		lift, diff := *mf-*bf, *mc-*bc
-		lifts, diffs = append(lifts, lift), append(diffs, diff)
-		fmt.Fprintf(&b, "| %d | %.1f | %.1f | %.1f | %.1f | %+.1f | %+.1f |\n", r.seed, 100**bc, 100**bf, 100**mc, 100**mf, 100*lift, 100*diff)
+		out = append(out, pair{r.seed, *bc, *bf, *mc, *mf})
 	}
-	if len(lifts) == 0 {
+	return out
+}
+
+// liftStats are the mean and sample standard deviation of the fine lifts and coarse differences,
+// the smallest lift and the largest coarse drop (0 when none dropped).
+func liftStats(ps []pair) (ml, sl, md, sd, minLift, maxDrop float64) {
+	var lifts, diffs []float64
+	for _, p := range ps {
+		lifts, diffs = append(lifts, p.lift()), append(diffs, p.diff())
+	}
+	ml, sl = meanStd(lifts)
+	md, sd = meanStd(diffs)
+	return ml, sl, md, sd, slicesMin(lifts), math.Max(-slicesMin(diffs), 0)
+}
+
+// pairedTable compares method against baseline seed by seed: the claim of the main job is a
+// fine-probe lift with the coarse probe kept.
+func pairedTable(s *suite, baseline, method string) (string, bool) {
+	ps := pairs(s, baseline, method)
+	if len(ps) == 0 {
 		return "", false
 	}
-	ml, sl := meanStd(lifts)
-	md, sd := meanStd(diffs)
-	minLift := slicesMin(lifts)
-	maxDrop := -slicesMin(diffs)
+	var b strings.Builder
+	fmt.Fprintf(&b, "| seed | %[1]s coarse | %[1]s fine | %[2]s coarse | %[2]s fine | fine lift | coarse difference |\n|---|---|---|---|---|---|---|\n", baseline, method)
+	for _, p := range ps {
+		fmt.Fprintf(&b, "| %d | %.1f | %.1f | %.1f | %.1f | %+.1f | %+.1f |\n", p.seed, 100*p.baseCoarse, 100*p.baseFine, 100*p.methodCoarse, 100*p.methodFine, 100*p.lift(), 100*p.diff())
+	}
+	ml, sl, md, sd, minLift, maxDrop := liftStats(ps)
 	fmt.Fprintf(&b, "| mean ± sd | | | | | %+.1f ± %.1f | %+.1f ± %.1f |\n", 100*ml, 100*sl, 100*md, 100*sd)
-	fmt.Fprintf(&b, "\nSmallest fine lift %+.1f points; largest coarse drop %.1f points (%d seeds).\n", 100*minLift, 100*math.Max(maxDrop, 0), len(lifts))
+	fmt.Fprintf(&b, "\nSmallest fine lift %+.1f points; largest coarse drop %.1f points (%d seeds).\n", 100*minLift, 100*maxDrop, len(ps))
 	return b.String(), true
+}
+
+// liftOverview is one row per dataset of a DATASET/METHOD suite: method against baseline, paired by
+// seed, with the beta the method ran at and the cluster ARI of both.
+func liftOverview(s *suite, baseline, method string) (string, bool) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| dataset | %[2]s beta | seeds | %[1]s fine | %[2]s fine | fine lift | smallest lift | coarse difference | largest coarse drop | cluster ARI %[1]s / %[2]s |\n|---|---|---|---|---|---|---|---|---|---|\n", baseline, method)
+	ari := headline("cluster ARI")
+	any := false
+	for _, ds := range datasets(s) {
+		sub := datasetSuite(s, ds)
+		ps := pairs(sub, baseline, method)
+		if len(ps) == 0 {
+			continue
+		}
+		any = true
+		var bf, mf []float64
+		var seeds []string
+		for _, p := range ps {
+			bf, mf = append(bf, p.baseFine), append(mf, p.methodFine)
+			seeds = append(seeds, strconv.Itoa(p.seed))
+		}
+		ml, sl, md, sd, minLift, maxDrop := liftStats(ps)
+		fmt.Fprintf(&b, "| %s | %g | %s | %s | %s | %+.1f ± %.1f | %+.1f | %+.1f ± %.1f | %.1f | %s / %s |\n", ds, sub.rows[method][0].method.Method.Beta,
+			strings.Join(seeds, ", "), fineProbe.cell(bf), fineProbe.cell(mf), 100*ml, 100*sl, 100*minLift, 100*md, 100*sd, 100*maxDrop,
+			ari.cell(values(sub.rows[baseline], ari)), ari.cell(values(sub.rows[method], ari)))
+	}
+	return b.String(), any
 }
 
 func slicesMin(v []float64) float64 {
@@ -469,13 +523,7 @@ func blocks(results []result) (map[string]string, []*suite) {
 		default: // DATASET/METHOD rows: per dataset, the methods and Thanos against SupCon seed by seed
 			var b strings.Builder
 			for _, ds := range datasets(s) {
-				sub := &suite{name: n, rows: map[string][]result{}}
-				for _, k := range s.keys {
-					if d, m, _ := strings.Cut(k, "/"); d == ds {
-						sub.keys = append(sub.keys, m)
-						sub.rows[m] = s.rows[k]
-					}
-				}
+				sub := datasetSuite(s, ds)
 				t := methodTable(sub, sub.keys, "method")
 				for _, p := range [][2]string{{"supcon", "thanos"}, {"supcon-2b", "thanos-2b"}} {
 					if pt, ok := pairedTable(sub, p[0], p[1]); ok {
@@ -485,7 +533,12 @@ func blocks(results []result) (map[string]string, []*suite) {
 				out[n+":"+ds] = t
 				fmt.Fprintf(&b, "## %s\n\n%s\n", ds, t)
 			}
-			out[n] = b.String()
+			if t, ok := liftOverview(s, "supcon", "thanos"); ok {
+				out[n+":lift"] = t
+				b.Reset()
+				fmt.Fprintf(&b, "thanos against supcon, paired by seed (test accuracy, %%):\n\n%s\n%s", t, out[n])
+				out[n] = b.String()
+			}
 		}
 	}
 	return out, ordered
@@ -502,6 +555,18 @@ func datasets(s *suite) []string {
 		}
 	}
 	return out
+}
+
+// datasetSuite is the part of a DATASET/METHOD suite for one dataset, keyed by method.
+func datasetSuite(s *suite, ds string) *suite {
+	sub := &suite{name: s.name, rows: map[string][]result{}}
+	for _, k := range s.keys {
+		if d, m, _ := strings.Cut(k, "/"); d == ds {
+			sub.keys = append(sub.keys, m)
+			sub.rows[m] = s.rows[k]
+		}
+	}
+	return sub
 }
 
 var readmeBlock = regexp.MustCompile(`(?s)(<!-- summarize:([a-z0-9:.-]+) -->\n).*?(<!-- /summarize:([a-z0-9:.-]+) -->)`)

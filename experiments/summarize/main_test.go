@@ -76,3 +76,23 @@ func TestUnknownREADMEBlockIsAnError(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// The CPU suite's overview pairs each dataset's runs by seed, worked by hand: on a, lifts +2 and +4
+// (mean 3.0, sd 1.4), coarse -1 and +1; b has no thanos run and gets no row.
+func TestLiftOverviewPairsEachDataset(t *testing.T) {
+	mk := func(key string, seed int, beta, coarse, fine float64) result {
+		r := result{suite: "cpu", key: key, seed: seed, report: withAcc(coarse, fine)}
+		r.method.Method.Beta = beta
+		return r
+	}
+	s := bySuite([]result{mk("a/supcon", 0, 0, 0.90, 0.70), mk("a/supcon", 1, 0, 0.90, 0.70),
+		mk("a/thanos", 0, 0.3, 0.89, 0.72), mk("a/thanos", 1, 0.3, 0.91, 0.74), mk("b/supcon", 0, 0, 0.5, 0.5)})["cpu"]
+	table, ok := liftOverview(s, "supcon", "thanos")
+	if !ok {
+		t.Fatal("no table")
+	}
+	want := "| a | 0.3 | 0, 1 | 70.0 ± 0.0 | 73.0 ± 1.4 | +3.0 ± 1.4 | +2.0 | +0.0 ± 1.4 | 1.0 | - / - |"
+	if !strings.Contains(table, want) || strings.Contains(table, "| b |") {
+		t.Errorf("want the row\n%s\nand none for b, got\n%s", want, table)
+	}
+}
