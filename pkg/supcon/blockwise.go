@@ -20,10 +20,10 @@ const (
 	PathBlockwise
 )
 
-// ParsePath reads auto, dense or blockwise (the speed.supcon_path setting).
+// ParsePath reads auto, dense or blockwise (the speed.supcon_path setting; unset means auto).
 func ParsePath(s string) (Path, error) {
 	switch s {
-	case "auto":
+	case "auto", "":
 		return PathAuto, nil
 	case "dense":
 		return PathDense, nil
