@@ -1,9 +1,11 @@
-"""Times L_spread forward + backward (alpha 0.5, V = 2, D = 128) with the PyTorch reference
-(tools/reference/losses.py: vectorised, and the per-anchor loop of typical research code).
-Prints one JSON line per (implementation, N): the median of the repeats in milliseconds."""
+"""Times L_spread forward + backward (alpha 0.5, V = 2, D = 128, float32, 10 classes) with the PyTorch
+reference (tools/reference/losses.py, vectorised) at one size; prints one JSON line like
+bench/losses/main.go's: medians of the repeats (wall and process CPU time) and the resident memory
+before the first loss. bench/losses.sh runs it in its own process and reads the peak RSS."""
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 
@@ -13,34 +15,40 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools", "refer
 import losses  # noqa: E402
 
 p = argparse.ArgumentParser()
-p.add_argument("--n", default="256,1024,4096")
-p.add_argument("--loop-n", default="256,1024", help="sizes for the (slow) per-anchor loop")
-p.add_argument("--repeats", type=int, default=5)
+p.add_argument("--m", type=int, default=4096, help="anchors M = samples x 2 views")
+p.add_argument("--repeats", type=int, default=3)
 p.add_argument("--threads", type=int, default=1)
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 
 
-def loop_spread(z, y, tau, alpha):
-    return alpha * losses.supcon_loop(z, y, tau) + (1 - alpha) * losses.cnce_loop(z, y, tau)
+def rss_mib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
-def timeit(fn, n, repeats):
-    times = []
-    for r in range(repeats + 1):
-        z = torch.randn(n, 2, 128, requires_grad=True)
-        y = torch.randint(0, 10, (n,))
-        t = time.perf_counter()
-        fn(z, y, 0.5, 0.5).backward()
-        z.grad.sum().item()
-        if r > 0:
-            times.append((time.perf_counter() - t) * 1e3)
-    times.sort()
-    return times[len(times) // 2]
+def cpu_s():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
-for n in [int(s) for s in a.n.split(",")]:
-    print(json.dumps({"impl": "pytorch", "n": n, "ms": timeit(losses.spread, n, a.repeats)}), flush=True)
-for n in [int(s) for s in a.loop_n.split(",") if s]:
-    print(json.dumps({"impl": "pytorch-loop", "n": n, "ms": timeit(loop_spread, n, 1)}), flush=True)
+base = rss_mib()
+n = a.m // 2
+times, cpu = [], []
+for r in range(a.repeats + 1):
+    z = torch.randn(n, 2, 128, requires_grad=True)
+    y = torch.randint(0, 10, (n,))
+    t, c = time.perf_counter(), cpu_s()
+    loss = losses.spread(z, y, 0.5, 0.5)
+    loss.backward()
+    z.grad.sum().item()
+    if r > 0:  # the first run warms up
+        times.append((time.perf_counter() - t) * 1e3)
+        cpu.append((cpu_s() - c) * 1e3)
+    del loss, z
+med = lambda v: sorted(v)[len(v) // 2]
+print(json.dumps({"impl": "pytorch", "m": a.m, "ms": med(times), "cpu_ms": med(cpu), "times_ms": times,
+                  "base_rss_mib": base}), flush=True)

@@ -1,8 +1,12 @@
-// Command losses times forward + backward of L_spread (alpha 0.5, V = 2, D = 128) through
-// spreadtrain at several batch sizes and prints one JSON line per size (median of the repeats).
+// Command losses times forward + backward of L_spread (alpha 0.5, V = 2, D = 128, float32, random
+// embeddings, 10 classes) through spreadtrain at one size and one SupCon path, and prints one JSON
+// line: the median of the repeats in milliseconds and the resident memory before the first loss.
+// bench/losses.sh runs it once per (path, size) in its own process and reads that process's peak
+// RSS from the kernel, so each size's peak is its own.
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -10,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spreadtrain/spreadtrain/pkg/supcon"
@@ -17,33 +22,72 @@ import (
 )
 
 func main() {
-	sizes := flag.String("n", "256,1024,4096", "batch sizes")
-	repeats := flag.Int("repeats", 5, "timed repeats per size")
+	m := flag.Int64("m", 4096, "anchors M = samples x 2 views (every row is an anchor)")
+	pathName := flag.String("path", "dense", "SupCon path: dense, blockwise or auto")
+	block := flag.Int64("block", 0, "blockwise path: anchor rows per block (0: the package's default)")
+	repeats := flag.Int("repeats", 3, "timed repeats (after one untimed warm-up)")
 	threads := flag.Int("threads", 1, "intra-op threads")
 	flag.Parse()
+	path, err := supcon.ParsePath(*pathName)
+	if err != nil || *m < 4 || *m%2 != 0 {
+		fmt.Fprintf(os.Stderr, "losses: -path %q, -m %d: want dense, blockwise or auto and an even M >= 4 (%v)\n", *pathName, *m, err)
+		os.Exit(2)
+	}
 	torch.SetNumThreads(*threads)
 	torch.ManualSeed(0)
-	for _, s := range strings.Split(*sizes, ",") {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bad -n:", err)
-			os.Exit(2)
-		}
-		var times []float64
-		for r := 0; r < *repeats+1; r++ {
-			torch.WithScope(func() {
-				z := torch.Randn([]int64{n, 2, 128}, torch.Float32, torch.CPU).SetRequiresGrad(true)
-				y := torch.Randint(0, 10, []int64{n}, torch.Int64, torch.CPU)
-				start := time.Now()
-				supcon.Spread(supcon.Views{Z: z, Labels: y}, 0.5, 0.5, supcon.DenomAll).Backward()
-				z.Grad().Sum().Item()
-				if r > 0 { // the first run warms up
-					times = append(times, time.Since(start).Seconds()*1e3)
-				}
-			})
-		}
-		sort.Float64s(times)
-		out, _ := json.Marshal(map[string]any{"impl": "spreadtrain", "n": n, "ms": times[len(times)/2]})
-		fmt.Println(string(out))
+	n := *m / 2
+	base := vmRSSMiB()
+	var times, cpu []float64
+	var loss float64
+	for r := 0; r < *repeats+1; r++ {
+		torch.WithScope(func() {
+			z := torch.Randn([]int64{n, 2, 128}, torch.Float32, torch.CPU).SetRequiresGrad(true)
+			y := torch.Randint(0, 10, []int64{n}, torch.Int64, torch.CPU)
+			start, startCPU := time.Now(), cpuSeconds()
+			l := supcon.Spread(supcon.Views{Z: z, Labels: y, Path: path, BlockRows: *block}, 0.5, 0.5, supcon.DenomAll)
+			l.Backward()
+			z.Grad().Sum().Item()
+			if r > 0 { // the first run warms up
+				times = append(times, time.Since(start).Seconds()*1e3)
+				cpu = append(cpu, (cpuSeconds()-startCPU)*1e3)
+			}
+			loss = l.Item()
+		})
 	}
+	out, _ := json.Marshal(map[string]any{"impl": "spreadtrain-" + *pathName, "m": *m, "ms": median(times),
+		"cpu_ms": median(cpu), "times_ms": times, "base_rss_mib": base, "loss": loss})
+	fmt.Println(string(out))
+}
+
+func median(x []float64) float64 {
+	s := append([]float64(nil), x...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+// cpuSeconds is the user + system CPU time of this process so far: on a loaded machine it moves far
+// less than wall-clock time, which also counts the time other processes held the cores.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// vmRSSMiB is this process's resident memory now (libtorch loaded, no loss computed yet).
+func vmRSSMiB() float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
 }

@@ -100,6 +100,7 @@ func configFlags() []keyFlag {
 		str(catSpeed, "channels-last", "speed.channels_last", "channels-last weights and images: auto (on), on or off", d.Speed.ChannelsLast),
 		str(catSpeed, "cudnn-benchmark", "speed.cudnn_benchmark", "cuDNN's convolution autotuner: auto (on CUDA), on or off", d.Speed.CuDNNBenchmark),
 		str(catSpeed, "foreach", "speed.foreach", "one multi-tensor AdamW update for all parameters: auto (on), on or off", d.Speed.Foreach),
+		str(catSpeed, "supcon-path", "speed.supcon_path", "contrastive losses: auto (blockwise above 4,096 x 4,096 rows), dense or blockwise", d.Speed.SupConPath),
 	}
 }
 

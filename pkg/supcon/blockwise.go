@@ -1,6 +1,8 @@
 package supcon
 
 import (
+	"fmt"
+
 	"github.com/spreadtrain/spreadtrain/pkg/torch"
 )
 
@@ -17,6 +19,19 @@ const (
 	// together and freeing the block before the next: memory grows linearly with the batch.
 	PathBlockwise
 )
+
+// ParsePath reads auto, dense or blockwise (the speed.supcon_path setting; unset means auto).
+func ParsePath(s string) (Path, error) {
+	switch s {
+	case "auto", "":
+		return PathAuto, nil
+	case "dense":
+		return PathDense, nil
+	case "blockwise":
+		return PathBlockwise, nil
+	}
+	return PathAuto, fmt.Errorf("SupCon path %q: want auto, dense or blockwise", s)
+}
 
 // DenseMaxPairs is where PathAuto switches to the blockwise path: 4,096 x 4,096 rows, where a dense
 // float32 [M, M] matrix is 64 MiB and the dense path holds several (docs/losses.md counts them).

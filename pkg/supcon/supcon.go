@@ -198,7 +198,7 @@ func (p pairs) simclr() *torch.Tensor { return infoNCE(p.s, p.sameSample, p.notS
 // SupCon is the supervised contrastive loss.
 func SupCon(v Views, tau float64, denom Denominator) *torch.Tensor {
 	if v.useBlockwise() {
-		return blockwiseLosses(v, tau, denom, wanted{supcon: true}).supcon
+		return blockwise(v, tau, denom, []target{{supcon: 1}})[0]
 	}
 	return newPairs(v, tau).supcon(denom)
 }
@@ -207,7 +207,7 @@ func SupCon(v Views, tau float64, denom Denominator) *torch.Tensor {
 // denominator holds only items of the anchor's class.
 func CNCE(v Views, tau float64) *torch.Tensor {
 	if v.useBlockwise() {
-		return blockwiseLosses(v, tau, DenomAll, wanted{cnce: true}).cnce
+		return blockwise(v, tau, DenomAll, []target{{cnce: 1}})[0]
 	}
 	return newPairs(v, tau).cnce()
 }
@@ -215,31 +215,65 @@ func CNCE(v Views, tau float64) *torch.Tensor {
 // SimCLR is the self-supervised NT-Xent loss (labels ignored).
 func SimCLR(v Views, tau float64) *torch.Tensor {
 	if v.useBlockwise() {
-		return blockwiseLosses(v, tau, DenomAll, wanted{simclr: true}).simclr
+		return blockwise(v, tau, DenomAll, []target{{simclr: 1}})[0]
 	}
 	return newPairs(v, tau).simclr()
 }
 
 // Spread is L_spread = alpha * SupCon + (1 - alpha) * cNCE, sharing one similarity matrix.
 func Spread(v Views, tau, alpha float64, denom Denominator) *torch.Tensor {
+	spread, _, _ := spreadTerms(v, tau, alpha, denom, false)
+	return spread
+}
+
+// SpreadTerms is Spread together with its two terms for logging: SupCon and cNCE carry no gradient,
+// so the blockwise path differentiates only their weighted sum (half the matrix products of Terms).
+func SpreadTerms(v Views, tau, alpha float64, denom Denominator) (spread, supcon, cnce *torch.Tensor) {
+	return spreadTerms(v, tau, alpha, denom, true)
+}
+
+func spreadTerms(v Views, tau, alpha float64, denom Denominator, withTerms bool) (spread, supcon, cnce *torch.Tensor) {
 	if alpha < 0 || alpha > 1 {
 		panic(&torch.Error{Op: "spread", Msg: fmt.Sprintf("alpha %v must be in [0, 1]", alpha)})
 	}
+	if v.useBlockwise() {
+		targets := []target{{supcon: alpha, cnce: 1 - alpha}}
+		if withTerms {
+			targets = append(targets, target{supcon: 1, valueOnly: true}, target{cnce: 1, valueOnly: true})
+		}
+		l := blockwise(v, tau, denom, targets)
+		if withTerms {
+			return l[0], l[1], l[2]
+		}
+		return l[0], nil, nil
+	}
+	p := newPairs(v, tau)
+	var sc, cn *torch.Tensor
+	if alpha != 0 || withTerms {
+		sc = p.supcon(denom)
+	}
+	if alpha != 1 || withTerms {
+		cn = p.cnce()
+	}
 	switch alpha {
 	case 1:
-		return SupCon(v, tau, denom)
+		spread = sc
 	case 0:
-		return CNCE(v, tau)
+		spread = cn
+	default:
+		spread = sc.MulScalar(alpha).Add(cn.MulScalar(1 - alpha))
 	}
-	sc, cn := Terms(v, tau, denom)
-	return sc.MulScalar(alpha).Add(cn.MulScalar(1 - alpha))
+	if !withTerms {
+		return spread, nil, nil
+	}
+	return spread, sc.Detach(), cn.Detach()
 }
 
-// Terms computes SupCon and cNCE from one similarity matrix (for logging both).
+// Terms computes SupCon and cNCE, each with its own gradient, from one similarity matrix.
 func Terms(v Views, tau float64, denom Denominator) (supcon, cnce *torch.Tensor) {
 	if v.useBlockwise() {
-		l := blockwiseLosses(v, tau, denom, wanted{supcon: true, cnce: true})
-		return l.supcon, l.cnce
+		l := blockwise(v, tau, denom, []target{{supcon: 1}, {cnce: 1}})
+		return l[0], l[1]
 	}
 	p := newPairs(v, tau)
 	return p.supcon(denom), p.cnce()
@@ -247,6 +281,6 @@ func Terms(v Views, tau float64, denom Denominator) (supcon, cnce *torch.Tensor)
 
 // AllTerms computes SupCon, cNCE and SimCLR in one blockwise pass (for analysing saved embeddings).
 func AllTerms(v Views, tau float64, denom Denominator) (supcon, cnce, simclr *torch.Tensor) {
-	l := blockwiseLosses(v, tau, denom, wanted{supcon: true, cnce: true, simclr: true})
-	return l.supcon, l.cnce, l.simclr
+	l := blockwise(v, tau, denom, []target{{supcon: 1}, {cnce: 1}, {simclr: 1}})
+	return l[0], l[1], l[2]
 }

@@ -58,7 +58,7 @@ func objective(m *Model, meth MethodConfig, fp FastPath, in stepInput) Terms {
 		if m.Head != nil {
 			fp.forward(func() { z = m.Head.Forward(h) })
 		}
-		views := contrastiveViews(full(z).Reshape(b, v, -1), in)
+		views := contrastiveViews(full(z).Reshape(b, v, -1), in, fp)
 		switch {
 		case meth.Compat:
 			c := supcon.Compat(views, meth.Temperature, supcon.CompatOptions{})
@@ -73,9 +73,9 @@ func objective(m *Model, meth MethodConfig, fp FastPath, in stepInput) Terms {
 			t.SimCLR = supcon.SimCLR(views, meth.Temperature)
 			add(t.SimCLR, 1)
 		default: // supcon (alpha 1), spread, thanos; cNCE is logged even where its weight is 0
-			t.SupCon, t.CNCE = supcon.Terms(views, meth.Temperature, supcon.Denominator(meth.Denominator))
-			add(t.SupCon, meth.Alpha)
-			add(t.CNCE, 1-meth.Alpha)
+			var spread *torch.Tensor // the terms are for logging: one gradient, half the blockwise products
+			spread, t.SupCon, t.CNCE = supcon.SpreadTerms(views, meth.Temperature, meth.Alpha, supcon.Denominator(meth.Denominator))
+			add(spread, 1)
 		}
 	}
 	if m.Decoder != nil && meth.Beta > 0 {
@@ -104,7 +104,7 @@ func objectiveTwoBackbones(m *Model, meth MethodConfig, fp FastPath, in stepInpu
 	var hA, hB *torch.Tensor // [B*V, F] each
 	fp.forward(func() { hA, hB = m.Encoder.Forward(flat), m.EncoderB.Forward(flat) })
 	contrast := func(h *torch.Tensor) (supConLoss, cnceLoss *torch.Tensor) {
-		views := contrastiveViews(full(h).Reshape(b, v, -1), in)
+		views := contrastiveViews(full(h).Reshape(b, v, -1), in, fp)
 		return supcon.Terms(views, meth.Temperature, supcon.Denominator(meth.Denominator))
 	}
 
@@ -148,11 +148,12 @@ func flatViews(in stepInput, fp FastPath) (flat, labelsPerView *torch.Tensor, b,
 }
 
 // contrastiveViews are embeddings z [B, V, D] as the contrastive losses see them: this rank's batch,
-// or under data parallelism the gathered global batch with this rank's rows as the anchors.
-func contrastiveViews(z *torch.Tensor, in stepInput) supcon.Views {
+// or under data parallelism the gathered global batch with this rank's rows as the anchors; on the
+// SupCon path of the fast path fp.
+func contrastiveViews(z *torch.Tensor, in stepInput, fp FastPath) supcon.Views {
 	if in.gather == nil {
-		return supcon.Views{Z: z, Labels: in.coarse}
+		return supcon.Views{Z: z, Labels: in.coarse, Path: fp.SupConPath}
 	}
 	gz, gy, start := in.gather(z, in.coarse)
-	return supcon.Views{Z: gz, Labels: gy, AnchorStart: start, AnchorCount: z.Size(0)}
+	return supcon.Views{Z: gz, Labels: gy, AnchorStart: start, AnchorCount: z.Size(0), Path: fp.SupConPath}
 }

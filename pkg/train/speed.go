@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/spreadtrain/spreadtrain/pkg/nn"
+	"github.com/spreadtrain/spreadtrain/pkg/supcon"
 	"github.com/spreadtrain/spreadtrain/pkg/torch"
 )
 
@@ -18,17 +19,21 @@ type SpeedConfig struct {
 	ChannelsLast   string `yaml:"channels_last"`   // convolution weights and images in channels-last order
 	CuDNNBenchmark string `yaml:"cudnn_benchmark"` // cuDNN's autotuner picks each convolution's algorithm
 	Foreach        string `yaml:"foreach"`         // one multi-tensor AdamW update for all parameters
+	// SupConPath is how the contrastive losses walk the similarities: auto (dense up to
+	// supcon.DenseMaxPairs anchor x candidate rows, blockwise above), dense or blockwise (docs/losses.md).
+	SupConPath string `yaml:"supcon_path"`
 }
 
 // DefaultSpeed leaves every switch to the device.
 func DefaultSpeed() SpeedConfig {
-	return SpeedConfig{AMP: "auto", ChannelsLast: "auto", CuDNNBenchmark: "auto", Foreach: "auto"}
+	return SpeedConfig{AMP: "auto", ChannelsLast: "auto", CuDNNBenchmark: "auto", Foreach: "auto", SupConPath: "auto"}
 }
 
 // FastPath is a SpeedConfig resolved for the device a run trains on.
 type FastPath struct {
 	Device                                     torch.Device
 	AMP, ChannelsLast, CuDNNBenchmark, Foreach bool
+	SupConPath                                 supcon.Path
 }
 
 func (s SpeedConfig) switches() map[string]string {
@@ -36,12 +41,15 @@ func (s SpeedConfig) switches() map[string]string {
 		"foreach": s.Foreach}
 }
 
-// Validate checks that every switch is auto, on or off.
+// Validate checks that every switch is auto, on or off, and the SupCon path auto, dense or blockwise.
 func (s SpeedConfig) Validate() error {
 	for name, v := range s.switches() {
 		if _, err := resolveSwitch(v, false); err != nil {
 			return fmt.Errorf("speed.%s: %w", name, err)
 		}
+	}
+	if _, err := supcon.ParsePath(s.SupConPath); err != nil {
+		return fmt.Errorf("speed.supcon_path: %w", err)
 	}
 	return nil
 }
@@ -53,8 +61,9 @@ func (s SpeedConfig) Resolve(dev torch.Device) (FastPath, error) {
 	}
 	cuda := dev.Type == torch.CUDADevice
 	on := func(v string, auto bool) bool { b, _ := resolveSwitch(v, auto); return b }
+	path, _ := supcon.ParsePath(s.SupConPath)
 	return FastPath{Device: dev, AMP: on(s.AMP, cuda), ChannelsLast: on(s.ChannelsLast, true),
-		CuDNNBenchmark: on(s.CuDNNBenchmark, cuda), Foreach: on(s.Foreach, true)}, nil
+		CuDNNBenchmark: on(s.CuDNNBenchmark, cuda), Foreach: on(s.Foreach, true), SupConPath: path}, nil
 }
 
 func resolveSwitch(v string, auto bool) (bool, error) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spreadtrain/spreadtrain/pkg/supcon"
 	"github.com/spreadtrain/spreadtrain/pkg/torch"
 )
 
@@ -115,5 +116,59 @@ func TestFastPathTrainsTheSameModel(t *testing.T) {
 	run("amp interrupted", amp, 2, false, dir)
 	if resumed := run("amp resumed", amp, 0, true, dir); !reflect.DeepEqual(resumed, full) {
 		t.Fatalf("fast-path run resumed\n%v\nuninterrupted\n%v", resumed, full)
+	}
+}
+
+// speed.supcon_path picks the contrastive losses' path: a bad value is an error naming the key and the
+// choices, and the blockwise path gives the objective and its gradients of the dense one.
+func TestSupConPathSetting(t *testing.T) {
+	cfg := Default()
+	if err := SetKey(&cfg, "speed.supcon_path", "sideways"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "speed.supcon_path") ||
+		!strings.Contains(err.Error(), "want auto, dense or blockwise") {
+		t.Fatalf("a bad supcon_path: %v", err)
+	}
+	for word, want := range map[string]supcon.Path{"auto": supcon.PathAuto, "dense": supcon.PathDense, "blockwise": supcon.PathBlockwise} {
+		if err := SetKey(&cfg, "speed.supcon_path", word); err != nil {
+			t.Fatal(err)
+		}
+		if fp, err := cfg.Speed.Resolve(torch.CPU); err != nil || fp.SupConPath != want {
+			t.Fatalf("supcon_path %s: %v, %v; want %v", word, fp.SupConPath, err, want)
+		}
+	}
+	m, meth, in, _ := objectiveFixture(t, "spread", 0.7, 0, 0)
+	run := func(p supcon.Path) (total float64, grads [][]float64) {
+		torch.WithScope(func() {
+			for _, p := range m.Parameters() {
+				p.Tensor.ZeroGrad()
+			}
+			l := objective(m, meth, FastPath{SupConPath: p}, in).Total
+			l.Backward()
+			total = l.Item()
+			for _, p := range m.Parameters() {
+				if g := p.Tensor.Grad(); g.Defined() {
+					grads = append(grads, g.Float64s())
+				}
+			}
+		})
+		return total, grads
+	}
+	dTotal, dGrads := run(supcon.PathDense)
+	bTotal, bGrads := run(supcon.PathBlockwise)
+	near(t, "blockwise total", bTotal, dTotal, 1e-5)
+	if len(bGrads) != len(dGrads) || len(dGrads) == 0 {
+		t.Fatalf("%d gradients on the blockwise path, %d on the dense one", len(bGrads), len(dGrads))
+	}
+	for i := range dGrads {
+		var maxDiff, maxRef float64
+		for j := range dGrads[i] {
+			maxDiff = math.Max(maxDiff, math.Abs(bGrads[i][j]-dGrads[i][j]))
+			maxRef = math.Max(maxRef, math.Abs(dGrads[i][j]))
+		}
+		if maxDiff > 1e-4*math.Max(maxRef, 1e-6) {
+			t.Errorf("parameter %d: gradients differ by %.3g (scale %.3g)", i, maxDiff, maxRef)
+		}
 	}
 }
