@@ -8,12 +8,14 @@ import "runtime"
 // SetRequiresGrad makes autograd record operations on t (a leaf) and returns t.
 func (t *Tensor) SetRequiresGrad(on bool) *Tensor {
 	check(C.st_set_requires_grad(t.handle("requires_grad_"), cbool(on)), "requires_grad_")
+	runtime.KeepAlive(t)
 	return t
 }
 
 // Backward accumulates d(t)/d(leaf) into every leaf's Grad; t must be a scalar.
 func (t *Tensor) Backward() {
 	check(C.st_backward(t.handle("backward"), nil, 0), "backward")
+	runtime.KeepAlive(t)
 }
 
 // BackwardWith runs backward with an explicit output gradient (for non-scalar t).
@@ -23,17 +25,23 @@ func (t *Tensor) BackwardWith(grad *Tensor, retainGraph bool) {
 		g = grad.handle("backward")
 	}
 	check(C.st_backward(t.handle("backward"), g, cbool(retainGraph)), "backward")
+	runtime.KeepAlive(t)
+	runtime.KeepAlive(grad)
 }
 
 // Grad returns the accumulated gradient, or nil when there is none.
 func (t *Tensor) Grad() *Tensor {
 	var out C.st_tensor
 	check(C.st_grad(t.handle("grad"), &out), "grad")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
 // ZeroGrad drops the accumulated gradient (PyTorch's set_to_none).
-func (t *Tensor) ZeroGrad() { check(C.st_zero_grad(t.handle("zero_grad")), "zero_grad") }
+func (t *Tensor) ZeroGrad() {
+	check(C.st_zero_grad(t.handle("zero_grad")), "zero_grad")
+	runtime.KeepAlive(t)
+}
 
 // Grads computes d(sum of outputs)/d(inputs) without touching .Grad (torch.autograd.grad with
 // allow_unused); an input the outputs do not depend on gets nil.
@@ -43,6 +51,8 @@ func Grads(outputs, inputs []*Tensor, createGraph bool) []*Tensor {
 	out := make([]C.st_tensor, len(inputs))
 	check(C.st_autograd_grad(handlesPtr(oh), nil, C.int(len(oh)), handlesPtr(ih), C.int(len(ih)), cbool(createGraph),
 		handlesPtr(out)), "autograd_grad")
+	runtime.KeepAlive(outputs)
+	runtime.KeepAlive(inputs)
 	res := make([]*Tensor, len(out))
 	for i, h := range out {
 		res[i] = wrap(h)
@@ -81,6 +91,10 @@ func GradEnabled() bool { return C.st_is_grad_enabled() != 0 }
 func AdamWUpdate(param, grad, expAvg, expAvgSq *Tensor, lr, beta1, beta2, eps, weightDecay float64, step int64) {
 	check(C.st_adamw_update(param.handle("adamw"), grad.handle("adamw"), expAvg.handle("adamw"), expAvgSq.handle("adamw"),
 		C.double(lr), C.double(beta1), C.double(beta2), C.double(eps), C.double(weightDecay), C.int64_t(step)), "adamw")
+	runtime.KeepAlive(param)
+	runtime.KeepAlive(grad)
+	runtime.KeepAlive(expAvg)
+	runtime.KeepAlive(expAvgSq)
 }
 
 // AdamWForeach applies AdamWUpdate to every parameter at once with libtorch's multi-tensor kernels
@@ -97,12 +111,19 @@ func AdamWForeach(params, grads, expAvgs, expAvgSqs []*Tensor, lr, beta1, beta2,
 	m, v := handles("adamw_foreach", expAvgs), handles("adamw_foreach", expAvgSqs)
 	check(C.st_adamw_foreach(handlesPtr(p), handlesPtr(g), handlesPtr(m), handlesPtr(v), C.int(n), C.double(lr),
 		C.double(beta1), C.double(beta2), C.double(eps), C.double(weightDecay), C.int64_t(step)), "adamw_foreach")
+	runtime.KeepAlive(params)
+	runtime.KeepAlive(grads)
+	runtime.KeepAlive(expAvgs)
+	runtime.KeepAlive(expAvgSqs)
 }
 
 // SGDUpdate applies torch.optim.SGD's update to one parameter in place; buf is its momentum buffer.
 func SGDUpdate(param, grad, buf *Tensor, lr, momentum, dampening, weightDecay float64, nesterov, first bool) {
 	check(C.st_sgd_update(param.handle("sgd"), grad.handle("sgd"), buf.handle("sgd"), C.double(lr), C.double(momentum),
 		C.double(dampening), C.double(weightDecay), cbool(nesterov), cbool(first)), "sgd")
+	runtime.KeepAlive(param)
+	runtime.KeepAlive(grad)
+	runtime.KeepAlive(buf)
 }
 
 // TotalNorm is the joint 2-norm of a list of tensors.
@@ -110,5 +131,6 @@ func TotalNorm(ts []*Tensor) *Tensor {
 	hs := handles("total_norm", ts)
 	var out C.st_tensor
 	check(C.st_total_norm(handlesPtr(hs), C.int(len(hs)), &out), "total_norm")
+	runtime.KeepAlive(ts)
 	return wrap(out)
 }

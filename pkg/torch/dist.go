@@ -78,7 +78,9 @@ func (s *Store) Prefixed(prefix string) (*Store, error) {
 	cp := C.CString(prefix)
 	defer C.free(unsafe.Pointer(cp))
 	var h C.st_store
-	if err := distErr(C.st_dist_store_prefix(s.h, cp, &h), "prefix_store"); err != nil {
+	err := distErr(C.st_dist_store_prefix(s.h, cp, &h), "prefix_store")
+	runtime.KeepAlive(s)
+	if err != nil {
 		return nil, err
 	}
 	p := &Store{h: h, base: s}
@@ -87,7 +89,11 @@ func (s *Store) Prefixed(prefix string) (*Store, error) {
 }
 
 // Port is the port a TCPStore listens on (or connected to); -1 for the other kinds.
-func (s *Store) Port() int { return int(C.st_dist_store_port(s.h)) }
+func (s *Store) Port() int {
+	p := int(C.st_dist_store_port(s.h))
+	runtime.KeepAlive(s)
+	return p
+}
 
 // Check reports whether key is set, without waiting.
 func (s *Store) Check(key string) (bool, error) {
@@ -95,6 +101,7 @@ func (s *Store) Check(key string) (bool, error) {
 	defer C.free(unsafe.Pointer(ck))
 	var present C.int
 	err := distErr(C.st_dist_store_check(s.h, ck, &present), "store check")
+	runtime.KeepAlive(s)
 	return present != 0, err
 }
 
@@ -106,7 +113,9 @@ func (s *Store) CompareSet(key, expected, desired string) (string, error) {
 	defer C.free(unsafe.Pointer(ce))
 	defer C.free(unsafe.Pointer(cd))
 	var out *C.char
-	if err := distErr(C.st_dist_store_compare_set(s.h, ck, ce, cd, &out), "store compare_set"); err != nil {
+	err := distErr(C.st_dist_store_compare_set(s.h, ck, ce, cd, &out), "store compare_set")
+	runtime.KeepAlive(s)
+	if err != nil {
 		return "", err
 	}
 	v := C.GoString(out)
@@ -147,7 +156,9 @@ func NewProcessGroup(store *Store, backend string, rank, world int, timeout time
 	cg := C.CString(glooHost)
 	defer C.free(unsafe.Pointer(cg))
 	var h C.st_pg
-	if err := distErr(C.st_dist_pg_new(store.h, cb, C.int(rank), C.int(world), C.int64_t(timeout.Milliseconds()), cg, C.int(device), &h), "process_group"); err != nil {
+	err := distErr(C.st_dist_pg_new(store.h, cb, C.int(rank), C.int(world), C.int64_t(timeout.Milliseconds()), cg, C.int(device), &h), "process_group")
+	runtime.KeepAlive(store)
+	if err != nil {
 		return nil, err
 	}
 	pg := &ProcessGroup{h: h, store: store}
@@ -182,6 +193,7 @@ func (pg *ProcessGroup) AllReduce(ts []*Tensor, average bool, bucketBytes int64)
 	var moved C.int64_t
 	err = distErr(C.st_dist_all_reduce(h, handlesPtr(hs), C.int(len(hs)), cbool(average), C.int64_t(bucketBytes), &moved), "all_reduce")
 	runtime.KeepAlive(ts)
+	runtime.KeepAlive(pg)
 	return int64(moved), err
 }
 
@@ -197,6 +209,7 @@ func (pg *ProcessGroup) Broadcast(ts []*Tensor, root int, bucketBytes int64) err
 	}
 	err = distErr(C.st_dist_broadcast(h, handlesPtr(hs), C.int(len(hs)), C.int(root), C.int64_t(bucketBytes)), "broadcast")
 	runtime.KeepAlive(ts)
+	runtime.KeepAlive(pg)
 	return err
 }
 
@@ -227,6 +240,7 @@ func (pg *ProcessGroup) gather(t *Tensor, grad bool) (*Tensor, error) {
 		err = distErr(C.st_dist_all_gather(h, th, &out), "all_gather")
 	}
 	runtime.KeepAlive(t)
+	runtime.KeepAlive(pg)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +253,9 @@ func (pg *ProcessGroup) Barrier() error {
 	if err != nil {
 		return err
 	}
-	return distErr(C.st_dist_barrier(h), "barrier")
+	err = distErr(C.st_dist_barrier(h), "barrier")
+	runtime.KeepAlive(pg)
+	return err
 }
 
 // Close releases the group (the store is released by its own Close or the GC).

@@ -87,20 +87,27 @@ func NewEmbedding(num, dim int64) *Module {
 func (m *Module) Forward(x *Tensor) *Tensor {
 	var out C.st_tensor
 	check(C.st_module_forward(m.handle("forward"), x.handle("forward"), &out), "forward")
+	runtime.KeepAlive(m)
+	runtime.KeepAlive(x)
 	return wrap(out)
 }
 
 // SetTrain switches training mode (batch statistics, dropout) on or off.
-func (m *Module) SetTrain(on bool) { check(C.st_module_train(m.handle("train"), cbool(on)), "train") }
+func (m *Module) SetTrain(on bool) {
+	check(C.st_module_train(m.handle("train"), cbool(on)), "train")
+	runtime.KeepAlive(m)
+}
 
 // ToDevice moves every parameter and buffer; the handles from Parameters stay valid (moved in place).
 func (m *Module) ToDevice(dev Device) {
 	check(C.st_module_to(m.handle("to"), -1, C.int(dev.Type), C.int(dev.Index)), "to")
+	runtime.KeepAlive(m)
 }
 
 // ChannelsLast stores 4-D weights in channels-last order (faster convolutions on CUDA).
 func (m *Module) ChannelsLast() {
 	check(C.st_module_channels_last(m.handle("channels_last")), "channels_last")
+	runtime.KeepAlive(m)
 }
 
 // Named is a named parameter or buffer.
@@ -129,5 +136,6 @@ func (m *Module) named(kind C.int) []Named {
 		out[i].Tensor = wrap(t)
 		Persist(out[i].Tensor)
 	}
+	runtime.KeepAlive(m)
 	return out
 }

@@ -3,7 +3,10 @@ package torch
 // #include "spreadtorch.h"
 import "C"
 
-import "unsafe"
+import (
+	"runtime"
+	"unsafe"
+)
 
 // ---- factories ----
 
@@ -78,6 +81,7 @@ func Eye(n int64, dtype DType, dev Device) *Tensor {
 func unary(op C.int, name string, a *Tensor) *Tensor {
 	var out C.st_tensor
 	check(C.st_unary(op, a.handle(name), &out), name)
+	runtime.KeepAlive(a)
 	return wrap(out)
 }
 
@@ -120,18 +124,22 @@ func (t *Tensor) T() *Tensor { return unary(C.ST_T, "t", t) }
 func binary(op C.int, name string, a, b *Tensor) *Tensor {
 	var out C.st_tensor
 	check(C.st_binary(op, a.handle(name), b.handle(name), &out), name)
+	runtime.KeepAlive(a)
+	runtime.KeepAlive(b)
 	return wrap(out)
 }
 
 func binaryScalar(op C.int, name string, a *Tensor, s float64) *Tensor {
 	var out C.st_tensor
 	check(C.st_binary_scalar(op, a.handle(name), C.double(s), &out), name)
+	runtime.KeepAlive(a)
 	return wrap(out)
 }
 
 func scalarBinary(op C.int, name string, s float64, a *Tensor) *Tensor {
 	var out C.st_tensor
 	check(C.st_scalar_binary(op, C.double(s), a.handle(name), &out), name)
+	runtime.KeepAlive(a)
 	return wrap(out)
 }
 
@@ -188,6 +196,7 @@ func (t *Tensor) ClampMax(hi float64) *Tensor  { return clamp(t, 0, hi, false, t
 func clamp(t *Tensor, lo, hi float64, hasLo, hasHi bool) *Tensor {
 	var out C.st_tensor
 	check(C.st_clamp(t.handle("clamp"), C.double(lo), C.double(hi), cbool(hasLo), cbool(hasHi), &out), "clamp")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
@@ -195,6 +204,9 @@ func clamp(t *Tensor, lo, hi float64, hasLo, hasHi bool) *Tensor {
 func Where(cond, a, b *Tensor) *Tensor {
 	var out C.st_tensor
 	check(C.st_where(cond.handle("where"), a.handle("where"), b.handle("where"), &out), "where")
+	runtime.KeepAlive(cond)
+	runtime.KeepAlive(a)
+	runtime.KeepAlive(b)
 	return wrap(out)
 }
 
@@ -202,6 +214,8 @@ func Where(cond, a, b *Tensor) *Tensor {
 func (t *Tensor) MaskedFill(mask *Tensor, v float64) *Tensor {
 	var out C.st_tensor
 	check(C.st_masked_fill(t.handle("masked_fill"), mask.handle("masked_fill"), C.double(v), &out), "masked_fill")
+	runtime.KeepAlive(t)
+	runtime.KeepAlive(mask)
 	return wrap(out)
 }
 
@@ -212,6 +226,7 @@ func (t *Tensor) To(dtype DType) *Tensor { return t.ToDevice(t.Device(), dtype) 
 func (t *Tensor) ToDevice(dev Device, dtype DType) *Tensor {
 	var out C.st_tensor
 	check(C.st_to(t.handle("to"), C.int(dtype), C.int(dev.Type), C.int(dev.Index), 0, &out), "to")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
@@ -222,6 +237,8 @@ func (t *Tensor) On(dev Device) *Tensor { return t.ToDevice(dev, t.DType()) }
 func (t *Tensor) Lerp(o *Tensor, w float64) *Tensor {
 	var out C.st_tensor
 	check(C.st_lerp(t.handle("lerp"), o.handle("lerp"), C.double(w), &out), "lerp")
+	runtime.KeepAlive(t)
+	runtime.KeepAlive(o)
 	return wrap(out)
 }
 
@@ -229,10 +246,13 @@ func (t *Tensor) Lerp(o *Tensor, w float64) *Tensor {
 
 func inplace(op C.int, name string, a, b *Tensor) {
 	check(C.st_inplace(op, a.handle(name), b.handle(name)), name)
+	runtime.KeepAlive(a)
+	runtime.KeepAlive(b)
 }
 
 func inplaceScalar(op C.int, name string, a *Tensor, s float64) {
 	check(C.st_inplace_scalar(op, a.handle(name), C.double(s)), name)
+	runtime.KeepAlive(a)
 }
 
 func (t *Tensor) AddInPlace(o *Tensor)       { inplace(C.ST_IADD, "add_", t, o) }
@@ -243,13 +263,17 @@ func (t *Tensor) CopyFrom(o *Tensor)         { inplace(C.ST_ICOPY, "copy_", t, o
 func (t *Tensor) AddScalarInPlace(s float64) { inplaceScalar(C.ST_IADD, "add_", t, s) }
 func (t *Tensor) MulScalarInPlace(s float64) { inplaceScalar(C.ST_IMUL, "mul_", t, s) }
 func (t *Tensor) Fill(s float64)             { inplaceScalar(C.ST_ICOPY, "fill_", t, s) }
-func (t *Tensor) Zero()                      { check(C.st_zero_(t.handle("zero_")), "zero_") }
+func (t *Tensor) Zero() {
+	check(C.st_zero_(t.handle("zero_")), "zero_")
+	runtime.KeepAlive(t)
+}
 
 // ---- reductions ----
 
 func reduce(op C.int, name string, t *Tensor, dims []int64, keepdim bool) *Tensor {
 	var out C.st_tensor
 	check(C.st_reduce(op, t.handle(name), shapePtr(dims), C.int(len(dims)), cbool(keepdim), &out), name)
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
@@ -331,6 +355,7 @@ func nonEmpty(op string, dims []int64) []int64 {
 func (t *Tensor) Argmax(dim int64, keepdim bool) *Tensor {
 	var out C.st_tensor
 	check(C.st_argreduce(C.ST_ARGMAX, t.handle("argmax"), C.int64_t(dim), cbool(keepdim), &out), "argmax")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
@@ -338,6 +363,7 @@ func (t *Tensor) Argmax(dim int64, keepdim bool) *Tensor {
 func (t *Tensor) Argmin(dim int64, keepdim bool) *Tensor {
 	var out C.st_tensor
 	check(C.st_argreduce(C.ST_ARGMIN, t.handle("argmin"), C.int64_t(dim), cbool(keepdim), &out), "argmin")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
@@ -345,6 +371,7 @@ func (t *Tensor) Argmin(dim int64, keepdim bool) *Tensor {
 func (t *Tensor) Sort(dim int64, descending bool) (*Tensor, *Tensor) {
 	var v, i C.st_tensor
 	check(C.st_sort(t.handle("sort"), C.int64_t(dim), cbool(descending), &v, &i), "sort")
+	runtime.KeepAlive(t)
 	return wrap(v), wrap(i)
 }
 
@@ -352,6 +379,7 @@ func (t *Tensor) Sort(dim int64, descending bool) (*Tensor, *Tensor) {
 func (t *Tensor) TopK(k, dim int64, largest bool) (*Tensor, *Tensor) {
 	var v, i C.st_tensor
 	check(C.st_topk(t.handle("topk"), C.int64_t(k), C.int64_t(dim), cbool(largest), &v, &i), "topk")
+	runtime.KeepAlive(t)
 	return wrap(v), wrap(i)
 }
 
@@ -359,6 +387,7 @@ func (t *Tensor) TopK(k, dim int64, largest bool) (*Tensor, *Tensor) {
 func (t *Tensor) Cumsum(dim int64) *Tensor {
 	var out C.st_tensor
 	check(C.st_cumsum(t.handle("cumsum"), C.int64_t(dim), &out), "cumsum")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
@@ -368,6 +397,7 @@ func shapeOp(name string, t *Tensor, dims []int64,
 	f func(C.st_tensor, *C.int64_t, C.int, *C.st_tensor) C.st_err) *Tensor {
 	var out C.st_tensor
 	check(f(t.handle(name), shapePtr(dims), C.int(len(dims)), &out), name)
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
@@ -404,24 +434,28 @@ func (t *Tensor) Flip(dims ...int64) *Tensor {
 func (t *Tensor) Transpose(d0, d1 int64) *Tensor {
 	var out C.st_tensor
 	check(C.st_transpose(t.handle("transpose"), C.int64_t(d0), C.int64_t(d1), &out), "transpose")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
 func (t *Tensor) Unsqueeze(dim int64) *Tensor {
 	var out C.st_tensor
 	check(C.st_unsqueeze(t.handle("unsqueeze"), C.int64_t(dim), &out), "unsqueeze")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
 func (t *Tensor) Squeeze(dim int64) *Tensor {
 	var out C.st_tensor
 	check(C.st_squeeze(t.handle("squeeze"), C.int64_t(dim), &out), "squeeze")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
 func (t *Tensor) Flatten(start, end int64) *Tensor {
 	var out C.st_tensor
 	check(C.st_flatten(t.handle("flatten"), C.int64_t(start), C.int64_t(end), &out), "flatten")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
@@ -429,6 +463,7 @@ func (t *Tensor) Flatten(start, end int64) *Tensor {
 func (t *Tensor) Narrow(dim, start, length int64) *Tensor {
 	var out C.st_tensor
 	check(C.st_narrow(t.handle("narrow"), C.int64_t(dim), C.int64_t(start), C.int64_t(length), &out), "narrow")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
@@ -436,36 +471,49 @@ func (t *Tensor) Narrow(dim, start, length int64) *Tensor {
 func (t *Tensor) Select(dim, index int64) *Tensor {
 	var out C.st_tensor
 	check(C.st_select(t.handle("select"), C.int64_t(dim), C.int64_t(index), &out), "select")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
 func (t *Tensor) IndexSelect(dim int64, index *Tensor) *Tensor {
 	var out C.st_tensor
 	check(C.st_index_select(t.handle("index_select"), C.int64_t(dim), index.handle("index_select"), &out), "index_select")
+	runtime.KeepAlive(t)
+	runtime.KeepAlive(index)
 	return wrap(out)
 }
 
 func (t *Tensor) Gather(dim int64, index *Tensor) *Tensor {
 	var out C.st_tensor
 	check(C.st_gather(t.handle("gather"), C.int64_t(dim), index.handle("gather"), &out), "gather")
+	runtime.KeepAlive(t)
+	runtime.KeepAlive(index)
 	return wrap(out)
 }
 
 func (t *Tensor) Scatter(dim int64, index, src *Tensor) *Tensor {
 	var out C.st_tensor
 	check(C.st_scatter(t.handle("scatter"), C.int64_t(dim), index.handle("scatter"), src.handle("scatter"), &out), "scatter")
+	runtime.KeepAlive(t)
+	runtime.KeepAlive(index)
+	runtime.KeepAlive(src)
 	return wrap(out)
 }
 
 func (t *Tensor) ScatterAdd(dim int64, index, src *Tensor) *Tensor {
 	var out C.st_tensor
 	check(C.st_scatter_add(t.handle("scatter_add"), C.int64_t(dim), index.handle("scatter_add"), src.handle("scatter_add"), &out), "scatter_add")
+	runtime.KeepAlive(t)
+	runtime.KeepAlive(index)
+	runtime.KeepAlive(src)
 	return wrap(out)
 }
 
 func (t *Tensor) MaskedSelect(mask *Tensor) *Tensor {
 	var out C.st_tensor
 	check(C.st_masked_select(t.handle("masked_select"), mask.handle("masked_select"), &out), "masked_select")
+	runtime.KeepAlive(t)
+	runtime.KeepAlive(mask)
 	return wrap(out)
 }
 
@@ -473,6 +521,7 @@ func (t *Tensor) MaskedSelect(mask *Tensor) *Tensor {
 func (t *Tensor) Nonzero() *Tensor {
 	var out C.st_tensor
 	check(C.st_nonzero(t.handle("nonzero"), &out), "nonzero")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
@@ -497,6 +546,7 @@ func Cat(ts []*Tensor, dim int64) *Tensor {
 	hs := handles("cat", ts)
 	var out C.st_tensor
 	check(C.st_cat(handlesPtr(hs), C.int(len(hs)), C.int64_t(dim), &out), "cat")
+	runtime.KeepAlive(ts)
 	return wrap(out)
 }
 
@@ -505,18 +555,21 @@ func Stack(ts []*Tensor, dim int64) *Tensor {
 	hs := handles("stack", ts)
 	var out C.st_tensor
 	check(C.st_stack(handlesPtr(hs), C.int(len(hs)), C.int64_t(dim), &out), "stack")
+	runtime.KeepAlive(ts)
 	return wrap(out)
 }
 
 func (t *Tensor) Tril(diagonal int64) *Tensor {
 	var out C.st_tensor
 	check(C.st_tril(t.handle("tril"), C.int64_t(diagonal), &out), "tril")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
 func (t *Tensor) Triu(diagonal int64) *Tensor {
 	var out C.st_tensor
 	check(C.st_triu(t.handle("triu"), C.int64_t(diagonal), &out), "triu")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
@@ -524,6 +577,7 @@ func (t *Tensor) Triu(diagonal int64) *Tensor {
 func (t *Tensor) Diagonal(offset, d0, d1 int64) *Tensor {
 	var out C.st_tensor
 	check(C.st_diagonal(t.handle("diagonal"), C.int64_t(offset), C.int64_t(d0), C.int64_t(d1), &out), "diagonal")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
@@ -531,6 +585,7 @@ func (t *Tensor) Diagonal(offset, d0, d1 int64) *Tensor {
 func (t *Tensor) DiagEmbed() *Tensor {
 	var out C.st_tensor
 	check(C.st_diag_embed(t.handle("diag_embed"), &out), "diag_embed")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
@@ -538,6 +593,7 @@ func (t *Tensor) DiagEmbed() *Tensor {
 func (t *Tensor) OneHot(num int64) *Tensor {
 	var out C.st_tensor
 	check(C.st_one_hot(t.handle("one_hot"), C.int64_t(num), &out), "one_hot")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
@@ -545,6 +601,7 @@ func (t *Tensor) OneHot(num int64) *Tensor {
 func (t *Tensor) Bincount(minlength int64) *Tensor {
 	var out C.st_tensor
 	check(C.st_bincount(t.handle("bincount"), C.int64_t(minlength), &out), "bincount")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
@@ -554,18 +611,21 @@ func (t *Tensor) Bincount(minlength int64) *Tensor {
 func (t *Tensor) Normalize(p float64, dim int64, eps float64) *Tensor {
 	var out C.st_tensor
 	check(C.st_normalize(t.handle("normalize"), C.double(p), C.int64_t(dim), C.double(eps), &out), "normalize")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
 func (t *Tensor) Softmax(dim int64) *Tensor {
 	var out C.st_tensor
 	check(C.st_softmax(t.handle("softmax"), C.int64_t(dim), &out), "softmax")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
 func (t *Tensor) LogSoftmax(dim int64) *Tensor {
 	var out C.st_tensor
 	check(C.st_log_softmax(t.handle("log_softmax"), C.int64_t(dim), &out), "log_softmax")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
@@ -583,6 +643,8 @@ func CrossEntropy(logits, targets *Tensor, red Reduction, labelSmoothing float64
 	var out C.st_tensor
 	check(C.st_cross_entropy(logits.handle("cross_entropy"), targets.handle("cross_entropy"), C.int(red),
 		C.double(labelSmoothing), &out), "cross_entropy")
+	runtime.KeepAlive(logits)
+	runtime.KeepAlive(targets)
 	return wrap(out)
 }
 
@@ -590,6 +652,8 @@ func CrossEntropy(logits, targets *Tensor, red Reduction, labelSmoothing float64
 func MSELoss(a, b *Tensor, red Reduction) *Tensor {
 	var out C.st_tensor
 	check(C.st_mse_loss(a.handle("mse_loss"), b.handle("mse_loss"), C.int(red), &out), "mse_loss")
+	runtime.KeepAlive(a)
+	runtime.KeepAlive(b)
 	return wrap(out)
 }
 
@@ -601,6 +665,9 @@ func Linear(x, w, b *Tensor) *Tensor {
 	}
 	var out C.st_tensor
 	check(C.st_linear(x.handle("linear"), w.handle("linear"), bh, &out), "linear")
+	runtime.KeepAlive(x)
+	runtime.KeepAlive(w)
+	runtime.KeepAlive(b)
 	return wrap(out)
 }
 
@@ -619,6 +686,7 @@ func (t *Tensor) Interpolate(h, w int64, mode InterpMode, alignCorners, antialia
 	var out C.st_tensor
 	check(C.st_interpolate(t.handle("interpolate"), C.int64_t(h), C.int64_t(w), C.int(mode), cbool(alignCorners),
 		cbool(antialias), &out), "interpolate")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
@@ -640,6 +708,8 @@ func GridSample(x, grid *Tensor, bilinear bool, padding GridPadding, alignCorner
 	var out C.st_tensor
 	check(C.st_grid_sample(x.handle("grid_sample"), grid.handle("grid_sample"), C.int(mode), C.int(padding),
 		cbool(alignCorners), &out), "grid_sample")
+	runtime.KeepAlive(x)
+	runtime.KeepAlive(grid)
 	return wrap(out)
 }
 
@@ -647,6 +717,7 @@ func GridSample(x, grid *Tensor, bilinear bool, padding GridPadding, alignCorner
 func AffineGrid(theta *Tensor, size []int64, alignCorners bool) *Tensor {
 	var out C.st_tensor
 	check(C.st_affine_grid(theta.handle("affine_grid"), shapePtr(size), C.int(len(size)), cbool(alignCorners), &out), "affine_grid")
+	runtime.KeepAlive(theta)
 	return wrap(out)
 }
 
@@ -654,6 +725,8 @@ func AffineGrid(theta *Tensor, size []int64, alignCorners bool) *Tensor {
 func Embedding(weight, indices *Tensor) *Tensor {
 	var out C.st_tensor
 	check(C.st_embedding(weight.handle("embedding"), indices.handle("embedding"), &out), "embedding")
+	runtime.KeepAlive(weight)
+	runtime.KeepAlive(indices)
 	return wrap(out)
 }
 
@@ -661,6 +734,7 @@ func Embedding(weight, indices *Tensor) *Tensor {
 func (t *Tensor) Dropout(p float64, train bool) *Tensor {
 	var out C.st_tensor
 	check(C.st_dropout(t.handle("dropout"), C.double(p), cbool(train), &out), "dropout")
+	runtime.KeepAlive(t)
 	return wrap(out)
 }
 
@@ -668,5 +742,7 @@ func (t *Tensor) Dropout(p float64, train bool) *Tensor {
 func CDist(a, b *Tensor) *Tensor {
 	var out C.st_tensor
 	check(C.st_cdist(a.handle("cdist"), b.handle("cdist"), &out), "cdist")
+	runtime.KeepAlive(a)
+	runtime.KeepAlive(b)
 	return wrap(out)
 }

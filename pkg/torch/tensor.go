@@ -270,6 +270,7 @@ func ToSlice[T Element](t *Tensor) []T {
 		ptr = unsafe.Pointer(&out[0])
 	}
 	check(C.st_to_data(t.handle("to_slice"), ptr, C.int64_t(nbytes)), "to_slice")
+	runtime.KeepAlive(t)
 	return out
 }
 
@@ -303,6 +304,7 @@ func (t *Tensor) Bytes() []byte {
 		ptr = unsafe.Pointer(&out[0])
 	}
 	check(C.st_to_data(t.handle("bytes"), ptr, C.int64_t(len(out))), "bytes")
+	runtime.KeepAlive(t)
 	return out
 }
 
@@ -326,6 +328,7 @@ func FromBytes(data []byte, dtype DType, shape ...int64) *Tensor {
 func (t *Tensor) Item() float64 {
 	var v C.double
 	check(C.st_item_double(t.handle("item"), &v), "item")
+	runtime.KeepAlive(t)
 	return float64(v)
 }
 
@@ -333,11 +336,16 @@ func (t *Tensor) Item() float64 {
 func (t *Tensor) ItemInt() int64 {
 	var v C.int64_t
 	check(C.st_item_int64(t.handle("item"), &v), "item")
+	runtime.KeepAlive(t)
 	return int64(v)
 }
 
 // Dim is the number of dimensions.
-func (t *Tensor) Dim() int { return int(C.st_ndim(t.handle("dim"))) }
+func (t *Tensor) Dim() int {
+	n := int(C.st_ndim(t.handle("dim")))
+	runtime.KeepAlive(t)
+	return n
+}
 
 // Shape is the size of each dimension.
 func (t *Tensor) Shape() []int64 {
@@ -347,6 +355,7 @@ func (t *Tensor) Shape() []int64 {
 	if n > 0 {
 		C.st_shape(h, (*C.int64_t)(unsafe.Pointer(&s[0])))
 	}
+	runtime.KeepAlive(t)
 	return s
 }
 
@@ -366,24 +375,39 @@ func (t *Tensor) Size(d int) int64 {
 func (t *Tensor) Numel() int64 { return numel(t.Shape()) }
 
 // DType is the element type.
-func (t *Tensor) DType() DType { return DType(C.st_dtype(t.handle("dtype"))) }
+func (t *Tensor) DType() DType {
+	d := DType(C.st_dtype(t.handle("dtype")))
+	runtime.KeepAlive(t)
+	return d
+}
 
 // Device is where the tensor lives.
 func (t *Tensor) Device() Device {
 	var typ, idx C.int
 	C.st_device(t.handle("device"), &typ, &idx)
+	runtime.KeepAlive(t)
 	return Device{Type: DeviceType(typ), Index: int(idx)}
 }
 
 // RequiresGrad reports whether autograd records operations on t.
-func (t *Tensor) RequiresGrad() bool { return C.st_requires_grad(t.handle("requires_grad")) != 0 }
+func (t *Tensor) RequiresGrad() bool {
+	on := C.st_requires_grad(t.handle("requires_grad")) != 0
+	runtime.KeepAlive(t)
+	return on
+}
 
 // IsContiguous reports whether t is laid out row-major without gaps.
-func (t *Tensor) IsContiguous() bool { return C.st_is_contiguous(t.handle("is_contiguous")) != 0 }
+func (t *Tensor) IsContiguous() bool {
+	on := C.st_is_contiguous(t.handle("is_contiguous")) != 0
+	runtime.KeepAlive(t)
+	return on
+}
 
 // IsChannelsLast reports whether t is a 4-D tensor laid out channels-last.
 func (t *Tensor) IsChannelsLast() bool {
-	return C.st_is_channels_last(t.handle("is_channels_last")) != 0
+	on := C.st_is_channels_last(t.handle("is_channels_last")) != 0
+	runtime.KeepAlive(t)
+	return on
 }
 
 func (t *Tensor) String() string {

@@ -22,6 +22,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 )
@@ -108,6 +109,7 @@ func RNGState(d Device) *Tensor {
 // SetRNGState restores a state returned by RNGState.
 func SetRNGState(d Device, state *Tensor) {
 	check(C.st_rng_set_state(C.int(d.Type), C.int(d.Index), state.handle("rng_set_state")), "rng_set_state")
+	runtime.KeepAlive(state)
 }
 
 func cbool(b bool) C.int {
