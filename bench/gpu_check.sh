@@ -12,7 +12,7 @@
 #   tests  the test binaries' CUDA tests (SPREADTRAIN_TEST_CUDA=1: a missing GPU fails them)
 #   nccl   a process group of world size 1 over NCCL through the shim's c10d path
 #   dist   the trainer launched by this Python's torchrun (the agent's store): one worker on the
-#          device, then two Gloo workers on the CPU, uninterrupted and with rank 1 killed and the
+#          device, then two Gloo workers on the CPU, uninterrupted and with one killed and the
 #          workers restarted by torchrun (they resume by themselves); the step losses are compared.
 #          Without a usable torchrun (PyTorch < 2), spreadtrain's own --nproc-per-node, said so
 #   smoke  spreadtrain train --config ci-smoke on the device, then the same run interrupted (SIGINT
@@ -172,16 +172,17 @@ v = torch.__version__
 sys.exit(0 if int(v.split(".")[0]) >= 2 else f"PyTorch {v}: its torchrun fails on Python 3.11 (log redirection)")'
 }
 export -f torchrun_usable
-# rank_pid PARENT RANK: the pid of the worker of RANK among PARENT's children (torchrun --no_python
-# starts the workers as its own children, RANK in their environment)
-rank_pid() {
-  local c
-  for c in $(pgrep -P "$1"); do
-    tr '\0' '\n' <"/proc/$c/environ" 2>/dev/null | grep -qx "RANK=$2" && { echo "$c"; return 0; }
+# a_worker PARENT: one of PARENT's children (torchrun --no_python starts the workers as its own
+# children); which one does not matter, torchrun restarts them all. Not pgrep: the device may lack procps
+a_worker() {
+  local stat c
+  for stat in /proc/[0-9]*/stat; do
+    c=${stat#/proc/}; c=${c%/stat}
+    [ "$(cut -d' ' -f4 "$stat" 2>/dev/null)" = "$1" ] && { echo "$c"; return 0; }
   done
   return 1
 }
-export -f rank_pid
+export -f a_worker
 dist() {
   local data=$KIT/data/cifar10-jpg st=$KIT/spreadtrain
   local args=(--log-format json train --config ci-smoke --data-dir "$data" --dist-timeout 60s)
@@ -201,16 +202,16 @@ dist() {
   fi
   echo "--- torchrun, two Gloo workers on the CPU"
   "${torchrun[@]}" --nproc_per_node 2 "$st" "${args[@]}" --device cpu --out "$OUT/dist-gloo" || return 1
-  echo "--- torchrun --max_restarts 1, two Gloo workers, rank 1 killed after step 2"
+  echo "--- torchrun --max_restarts 1, two Gloo workers, one killed after step 2"
   "${torchrun[@]}" --nproc_per_node 2 --max_restarts 1 "$st" "${args[@]}" --device cpu --out "$OUT/dist-restart" &
   local pid=$! victim=""
   until [ -n "$victim" ] || ! kill -0 $pid 2>/dev/null; do
-    grep -q '"kind":"step","step":[2-9]' "$OUT/dist-restart/metrics.jsonl" 2>/dev/null && victim=$(rank_pid $pid 1)
+    grep -q '"kind":"step","step":[2-9]' "$OUT/dist-restart/metrics.jsonl" 2>/dev/null && victim=$(a_worker $pid)
     sleep 0.2
   done
-  [ -n "$victim" ] && kill -KILL "$victim" && echo "(killed rank 1, pid $victim)"
+  [ -n "$victim" ] && kill -KILL "$victim" && echo "(killed a worker, pid $victim)"
   wait $pid || { echo "torchrun exited $? after the restart"; return 1; }
-  [ -n "$victim" ] || { echo "the run ended before rank 1 could be killed: the restart was not tried"; return 1; }
+  [ -n "$victim" ] || { echo "the run ended before a worker could be killed: the restart was not tried"; return 1; }
   TOL=${DIST_TOL:-1e-5} compare_losses "$OUT/dist-gloo" "$OUT/dist-restart"
 }
 export -f dist
