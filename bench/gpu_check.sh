@@ -11,13 +11,20 @@
 #          CUDA libtorch, nvcc: find_package(Torch) probes the CUDA toolkit)
 #   tests  the test binaries' CUDA tests (SPREADTRAIN_TEST_CUDA=1: a missing GPU fails them)
 #   nccl   a process group of world size 1 over NCCL through the shim's c10d path
+#   dist   the trainer launched by this Python's torchrun (the agent's store): one worker on the
+#          device, then two Gloo workers on the CPU, uninterrupted and with one killed and the
+#          workers restarted by torchrun (they resume by themselves); the step losses are compared.
+#          Without a usable torchrun (PyTorch < 2), spreadtrain's own --nproc-per-node, said so
 #   smoke  spreadtrain train --config ci-smoke on the device, then the same run interrupted (SIGINT
 #          after its first checkpoint) and resumed; the step losses of the two are compared
 #   bench  bench/gpu_train.sh: the Thanos step, spreadtrain against PyTorch eager and torch.compile
 # Environment: OUT (./gpu_check_out), GPU_CHECK_DEVICE (cuda; cpu rehearses every part on the CPU),
 # PYTHON (python3), KIT (bin/gpucheck), SHIM_BUILD (build/cgo-gpu; the rehearsal uses build/cgo),
-# BUDGET (570 seconds for the whole run).
+# SHIM_PREBUILT (rehearsal only: a libspreadtorch.so to use instead of building one),
+# BUDGET (570 seconds for the whole run), BOX_SCALE (1: multiplies each part's box and the budget, for
+# a rehearsal on a slow or shared CPU).
 set -uo pipefail
+set -a # every variable reaches the parts, which run in a child bash (timeout cannot run a function)
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=${OUT:-$ROOT/gpu_check_out}
@@ -27,7 +34,8 @@ DEVICE=${GPU_CHECK_DEVICE:-cuda}
 PY=${PYTHON:-python3}
 KIT=${KIT:-bin/gpucheck}
 KIT=$(cd "$KIT" 2>/dev/null && pwd || echo "$ROOT/$KIT")
-BUDGET=${BUDGET:-570}
+BOX_SCALE=${BOX_SCALE:-1}
+BUDGET=$(( ${BUDGET:-570} * BOX_SCALE ))
 SUMMARY=$OUT/summary.txt
 if [ "$DEVICE" = cpu ]; then
   SHIM_BUILD=${SHIM_BUILD:-build/cgo}
@@ -41,10 +49,10 @@ fi
 : >"$SUMMARY"
 note() { echo "$*" | tee -a "$SUMMARY"; }
 
-# part NAME SECONDS CMD...: runs CMD with its output in $OUT/NAME.log, for at most SECONDS or what is
+# part NAME SECONDS CMD...: runs CMD (a command or an exported function) with its output in $OUT/NAME.log, for at most SECONDS or what is
 # left of the budget (keeping 15 s for the parts after), and records the outcome in the summary
 part() {
-  local name=$1 limit=$2; shift 2
+  local name=$1 limit=$(($2 * BOX_SCALE)); shift 2
   local left=$((BUDGET - SECONDS - 15))
   [ "$left" -lt "$limit" ] && limit=$left
   if [ "$limit" -lt 10 ]; then
@@ -53,7 +61,7 @@ part() {
   fi
   local start=$SECONDS rc
   echo "== [${SECONDS}s] $name (at most ${limit}s): $*" >&2
-  timeout -k 10 "$limit" "$@" >"$OUT/$name.log" 2>&1
+  timeout -k 10 "$limit" bash -c '"$@"' "$name" "$@" >"$OUT/$name.log" 2>&1
   rc=$?
   local verdict=ok
   [ $rc -ne 0 ] && verdict="FAILED (exit $rc$([ $rc -eq 124 ] && echo ", timed out after ${limit}s"))"
@@ -73,6 +81,11 @@ cat "$OUT/env.txt" >>"$SUMMARY"
 
 # ---- shim ----
 build_shim() {
+  if [ -n "${SHIM_PREBUILT:-}" ]; then # a rehearsal on a machine too busy to build: reuse a shim
+    echo "SHIM_PREBUILT: $SHIM_PREBUILT copied to $SHIM_BUILD, not built"
+    mkdir -p "$SHIM_BUILD" && cp "$SHIM_PREBUILT" "$SHIM_BUILD/"
+    return
+  fi
   local prefix
   prefix=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)') || return 1
   local args=(-S cgo -B "$SHIM_BUILD" -DCMAKE_BUILD_TYPE=Release)
@@ -84,6 +97,7 @@ build_shim() {
   echo "cmake ${args[*]}"
   TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} cmake "${args[@]}" && cmake --build "$SHIM_BUILD" -j "$(nproc)"
 }
+export -f build_shim
 part shim 240 build_shim
 # the fresh shim first, then libtorch's own folder and the pip CUDA libraries (nvidia/*/lib)
 libdirs=$("$PY" -c '
@@ -104,12 +118,29 @@ unit_tests() {
   done
   return $rc
 }
+export -f unit_tests
 part tests 150 unit_tests
 grep -E '^(--- |ok|FAIL|PASS)' "$OUT/tests.log" | sed 's/^/  /' >>"$SUMMARY"
 
 # ---- nccl ----
 part nccl 60 bash -c "cd pkg/torch && SPREADTRAIN_TEST_CUDA=$TEST_CUDA '$KIT/tests/torch.test' -test.run NCCL -test.v"
 grep -E '^--- ' "$OUT/nccl.log" | sed 's/^/  /' >>"$SUMMARY"
+
+# compare_losses A B: the step losses of two runs' metrics.jsonl, at most TOL apart (default 1e-3)
+compare_losses() {
+  "$PY" - "$1/metrics.jsonl" "$2/metrics.jsonl" "${TOL:-1e-3}" <<'PY'
+import json, sys
+def steps(path):
+    recs = [json.loads(l) for l in open(path) if l.strip()]
+    return {r["step"]: r["values"]["loss"] for r in recs if r.get("kind") == "step"}
+a, b, tol = steps(sys.argv[1]), steps(sys.argv[2]), float(sys.argv[3])
+common = sorted(set(a) & set(b))
+diff = max((abs(a[s] - b[s]) for s in common), default=float("nan"))
+print(f"step losses: {len(a)} uninterrupted, {len(b)} resumed, {len(common)} compared, max |difference| {diff:.3g} (tolerance {tol:g})")
+sys.exit(0 if common and len(a) == len(b) and diff <= tol else 1)
+PY
+}
+export -f compare_losses
 
 # ---- smoke: train, then interrupt and resume, and compare ----
 smoke() {
@@ -127,20 +158,66 @@ smoke() {
   echo "(exit $? after SIGINT)"
   echo "--- resumed"
   "$st" --log-format json train --out "$OUT/smoke-resumed" --resume || return 1
-  "$PY" - "$OUT/smoke/metrics.jsonl" "$OUT/smoke-resumed/metrics.jsonl" <<'PY'
-import json, sys
-def steps(path):
-    recs = [json.loads(l) for l in open(path) if l.strip()]
-    return {r["step"]: r["values"]["loss"] for r in recs if r.get("kind") == "step"}
-a, b = steps(sys.argv[1]), steps(sys.argv[2])
-common = sorted(set(a) & set(b))
-diff = max((abs(a[s] - b[s]) for s in common), default=float("nan"))
-print(f"step losses: {len(a)} uninterrupted, {len(b)} resumed, {len(common)} compared, max |difference| {diff:.3g}")
-sys.exit(0 if common and diff <= 1e-3 else 1)
-PY
+  compare_losses "$OUT/smoke" "$OUT/smoke-resumed"
 }
+export -f smoke
 part smoke 120 smoke
 tail -1 "$OUT/smoke.log" | sed 's/^/  /' >>"$SUMMARY"
+
+# ---- dist: the trainer under torchrun, as users launch it ----
+# torchrun_usable: PyTorch 1.x's torchrun fails on Python 3.11 in its log redirection
+torchrun_usable() {
+  "$PY" -c 'import sys, torch, torch.distributed.run
+v = torch.__version__
+sys.exit(0 if int(v.split(".")[0]) >= 2 else f"PyTorch {v}: its torchrun fails on Python 3.11 (log redirection)")'
+}
+export -f torchrun_usable
+# a_worker PARENT: one of PARENT's children (torchrun --no_python starts the workers as its own
+# children); which one does not matter, torchrun restarts them all. Not pgrep: the device may lack procps
+a_worker() {
+  local stat c
+  for stat in /proc/[0-9]*/stat; do
+    c=${stat#/proc/}; c=${c%/stat}
+    [ "$(cut -d' ' -f4 "$stat" 2>/dev/null)" = "$1" ] && { echo "$c"; return 0; }
+  done
+  return 1
+}
+export -f a_worker
+dist() {
+  local data=$KIT/data/cifar10-jpg st=$KIT/spreadtrain
+  local args=(--log-format json train --config ci-smoke --data-dir "$data" --dist-timeout 60s)
+  # the underscore spellings: torchrun of PyTorch 2.x takes them as well as the hyphenated ones
+  local torchrun=("$PY" -m torch.distributed.run --standalone --no_python)
+  export SPREADTRAIN_THREADS=${SPREADTRAIN_THREADS:-4} # the same threads in the runs compared
+  rm -rf "$OUT"/dist-*
+  if ! torchrun_usable; then
+    echo "FALLBACK: no usable torchrun in $PY; the two Gloo workers run under spreadtrain's own launcher (--nproc-per-node 2), and no torchrun restart is tried"
+    "$st" "${args[@]}" --device cpu --nproc-per-node 2 --out "$OUT/dist-gloo" || return 1
+    echo "torchrun: NOT RUN (fallback: spreadtrain --nproc-per-node 2 passed)"
+    return 3
+  fi
+  if [ "$DEVICE" = cuda ]; then
+    echo "--- torchrun, one worker on cuda (LOCAL_RANK 0, the agent's store)"
+    "${torchrun[@]}" --nproc_per_node 1 "$st" "${args[@]}" --device cuda --out "$OUT/dist-cuda" || return 1
+  fi
+  echo "--- torchrun, two Gloo workers on the CPU"
+  "${torchrun[@]}" --nproc_per_node 2 "$st" "${args[@]}" --device cpu --out "$OUT/dist-gloo" || return 1
+  echo "--- torchrun --max_restarts 1, two Gloo workers, one killed after step 2"
+  "${torchrun[@]}" --nproc_per_node 2 --max_restarts 1 "$st" "${args[@]}" --device cpu --out "$OUT/dist-restart" &
+  local pid=$! victim=""
+  until [ -n "$victim" ] || ! kill -0 $pid 2>/dev/null; do
+    grep -q '"kind":"step","step":[2-9]' "$OUT/dist-restart/metrics.jsonl" 2>/dev/null && victim=$(a_worker $pid)
+    sleep 0.2
+  done
+  [ -n "$victim" ] && kill -KILL "$victim" && echo "(killed a worker, pid $victim)"
+  wait $pid || { echo "torchrun exited $? after the restart"; return 1; }
+  [ -n "$victim" ] || { echo "the run ended before a worker could be killed: the restart was not tried"; return 1; }
+  TOL=${DIST_TOL:-1e-5} compare_losses "$OUT/dist-gloo" "$OUT/dist-restart"
+}
+export -f dist
+part dist 150 dist
+{ grep -E '^(FALLBACK|torchrun:|step losses|\(killed)' "$OUT/dist.log"
+  grep -o "resuming from the run's last checkpoint[^\"]*" "$OUT/dist.log" | head -1; } | sed 's/^/  /' >>"$SUMMARY"
 
 # ---- bench ----
 part bench 330 env "${BENCH_ENV[@]}" PYTHON="$PY" SHIM_BUILD="$SHIM_BUILD" GPUTRAIN_BIN="$KIT/gputrain" \

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,10 +17,9 @@ import (
 	"github.com/spreadtrain/spreadtrain/pkg/train"
 )
 
-// restartConfig is ci-smoke without random augmentation: with it, every rank's batches are a
-// function of the seed and the step alone, so that a run stopped and resumed can be compared with an
-// uninterrupted one step by step (a resumed rank > 0 draws its augmentations from a fresh stream,
-// which the checkpoint does not hold). Every step is logged; 2 epochs of 4 steps.
+// restartConfig is ci-smoke with every step logged and a checkpoint every 2 steps (2 epochs of 4
+// steps), random augmentation on: a resumed or restarted rank must continue its own generator's
+// stream (each rank's is in the checkpoint) for its losses to equal an uninterrupted run's.
 const restartConfig = `data:
   name: cifar10-jpg
   per_class_limit: 30
@@ -37,13 +37,6 @@ train:
   checkpoint_every: 2
   log_every: 1
   knn: 20
-augment:
-  crop:
-    enabled: false
-  hflip: 0
-  color_jitter:
-    p: 0
-  grayscale: 0
 `
 
 // stepLosses is the run's per-step loss records.
@@ -174,6 +167,47 @@ func TestDataParallelStopAndRestart(t *testing.T) {
 			t.Fatalf("stopped at step %d and resumed; losses\n%v\nuninterrupted\n%v", stopped, got, want)
 		}
 		t.Logf("SIGTERM stopped both workers after step %d; the resumed run's 8 step losses equal the uninterrupted run's", stopped)
+	})
+
+	// A restart with another number of processes (here 2 -> 1) re-shards the same global batches:
+	// the same steps at the same learning rates, the losses moving only by what is per rank (batch
+	// norm's statistics, rank 1's augmentation stream).
+	t.Run("other world size", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "run")
+		cmd, out := cliProcess(t, nil, append(trainArgs(dir), "--nproc-per-node", "2")...)
+		waitForStep(t, dir, 2, out)
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		_ = waitExit(t, cmd, 2*time.Minute)
+		stopped := lastLoggedStep(dir)
+		if stopped >= 8 {
+			t.Fatalf("the run finished (step %d) before SIGTERM took effect: the test proves nothing", stopped)
+		}
+		code, _, stderr := runCLI(t, "train", "--out", dir, "--resume")
+		if code != 0 {
+			t.Fatalf("resume on one process exited %d:\n%s", code, stderr)
+		}
+		if !strings.Contains(stderr, `processes="2 -> 1"`) {
+			t.Errorf("the resume did not say the number of processes changed:\n%s", stderr)
+		}
+		got := stepLosses(t, dir)
+		if len(got) != len(want) {
+			t.Fatalf("resumed on one process: %d steps logged, want %d:\n%v", len(got), len(want), got)
+		}
+		for i, g := range got {
+			w := want[i]
+			if g["step"] != w["step"] || g["lr"] != w["lr"] {
+				t.Errorf("step record %d: step %v lr %v, uninterrupted step %v lr %v", i, g["step"], g["lr"], w["step"], w["lr"])
+			}
+			if int(g["step"]) <= stopped && !reflect.DeepEqual(g, w) {
+				t.Errorf("step %v (before the stop): %v, uninterrupted %v", g["step"], g, w)
+			}
+			if d := math.Abs(g["loss"]-w["loss"]) / w["loss"]; !(d < 0.2) {
+				t.Errorf("step %v: loss %v on one process, %v on two (%.0f %% apart)", g["step"], g["loss"], w["loss"], 100*d)
+			}
+		}
+		t.Logf("stopped after step %d on two processes, finished on one: the same steps and learning rates; losses %v (two processes: %v)", stopped, got, want)
 	})
 
 	// torchrun: the agent hosts the store (Python's TCPStore, as torchrun does) and the workers

@@ -14,7 +14,8 @@ import (
 )
 
 // A checkpoint is one safetensors file holding the model state ("model." names), the optimizer state
-// ("optim." names) and the random generators ("rng.cpu", "rng.cuda"), with the loop position and the
+// ("optim." names) and every rank's random generators ("rng.cpu", "rng.cuda" for rank 0,
+// "rng.rank<r>.cpu", "rng.rank<r>.cuda" for the others: rngName), with the loop position and the
 // resolved configuration in its metadata. One file per checkpoint, written atomically, so a crash at
 // any moment leaves the previous checkpoint intact.
 const (
@@ -42,32 +43,15 @@ func CheckpointPath(runDir string, best bool) string {
 	return filepath.Join(checkpointDir(runDir), lastCheckpoint)
 }
 
-func saveCheckpoint(path string, cfgYAML []byte, m *Model, opt nn.Optimizer, pos Position, dev torch.Device) error {
+// saveCheckpoint writes the model, the optimizer and the generator states rng (named by rngName).
+func saveCheckpoint(path string, cfgYAML []byte, m *Model, opt nn.Optimizer, pos Position, rng []torch.Named) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
 	named := nn.Prefixed("model", m.State())
 	optState, optMeta := opt.State()
 	named = append(named, nn.Prefixed("optim", optState)...)
-	var rng []*torch.Tensor
-	err := torch.Catch(func() {
-		cpu := torch.RNGState(torch.CPU)
-		rng = append(rng, cpu)
-		named = append(named, torch.Named{Name: "rng.cpu", Tensor: cpu})
-		if dev.Type == torch.CUDADevice {
-			cuda := torch.RNGState(dev)
-			rng = append(rng, cuda)
-			named = append(named, torch.Named{Name: "rng.cuda", Tensor: cuda})
-		}
-	})
-	defer func() {
-		for _, t := range rng {
-			t.Free()
-		}
-	}()
-	if err != nil {
-		return err
-	}
+	named = append(named, rng...)
 	plan, err := json.Marshal(pos.Plan)
 	if err != nil {
 		return err
@@ -155,8 +139,8 @@ func (ck *Checkpoint) LoadModel(m *Model) error {
 	return nil
 }
 
-// restore loads the optimizer and the random generators too (resume).
-func (ck *Checkpoint) restore(m *Model, opt nn.Optimizer, dev torch.Device) error {
+// restore loads the optimizer too (resume).
+func (ck *Checkpoint) restore(m *Model, opt nn.Optimizer) error {
 	if err := ck.LoadModel(m); err != nil {
 		return err
 	}
@@ -169,11 +153,50 @@ func (ck *Checkpoint) restore(m *Model, opt nn.Optimizer, dev torch.Device) erro
 	if err := opt.LoadState(ck.withPrefix("optim"), optMeta); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", ck.Path, err)
 	}
-	return torch.Catch(func() {
-		if s, ok := ck.tensors["rng.cpu"]; ok {
-			torch.SetRNGState(torch.CPU, s)
+	return nil
+}
+
+// rngName is the checkpoint name of rank's generator state on a device type (cpu, cuda). Rank 0's
+// names are those of checkpoints from before every rank saved its own.
+func rngName(rank int, kind string) string {
+	if rank == 0 {
+		return "rng." + kind
+	}
+	return fmt.Sprintf("rng.rank%d.%s", rank, kind)
+}
+
+// generatorKinds are the generators a process on dev draws from: the CPU's, and on CUDA the device's.
+func generatorKinds(dev torch.Device) []string {
+	if dev.Type == torch.CUDADevice {
+		return []string{"cpu", "cuda"}
+	}
+	return []string{"cpu"}
+}
+
+// generatorStates returns this process's generator states (generatorKinds), named for rank.
+func generatorStates(rank int, dev torch.Device) []torch.Named {
+	var out []torch.Named
+	for _, kind := range generatorKinds(dev) {
+		d := torch.CPU
+		if kind == "cuda" {
+			d = dev
 		}
-		if s, ok := ck.tensors["rng.cuda"]; ok && dev.Type == torch.CUDADevice {
+		out = append(out, torch.Named{Name: rngName(rank, kind), Tensor: torch.RNGState(d)})
+	}
+	return out
+}
+
+// restoreGenerators sets rank's generators to the states the checkpoint holds for it, and reports
+// whether it holds them (a checkpoint written by fewer processes, or by a version that saved rank
+// 0's only, does not).
+func (ck *Checkpoint) restoreGenerators(rank int, dev torch.Device) (bool, error) {
+	cpu, ok := ck.tensors[rngName(rank, "cpu")]
+	if !ok {
+		return false, nil
+	}
+	return true, torch.Catch(func() {
+		torch.SetRNGState(torch.CPU, cpu)
+		if s, ok := ck.tensors[rngName(rank, "cuda")]; ok && dev.Type == torch.CUDADevice {
 			torch.SetRNGState(dev, s)
 		}
 	})

@@ -149,8 +149,8 @@ func (l *loop) result() Result {
 }
 
 // seedFor is the seed of rank's generators from step on: every rank draws its own augmentations
-// (the weights come from rank 0), and a resumed rank > 0 continues on a stream of its own (the
-// checkpoint holds rank 0's generator).
+// (the weights come from rank 0). A resumed rank continues the stream the checkpoint saved for it;
+// one the checkpoint has none for (it was written by fewer processes) starts at seedFor(..., step).
 func seedFor(seed uint64, rank, step int) uint64 { return seed + uint64(rank)*1_000_003 + uint64(step) }
 
 // configure prepares the run folder, reads the checkpoint to resume, and settles the configuration
@@ -287,8 +287,15 @@ func (l *loop) resume() error {
 
 func (l *loop) restore() error {
 	ck := l.ck
-	if err := ck.restore(l.model, l.opt, l.dev); err != nil {
+	if err := ck.restore(l.model, l.opt); err != nil {
 		return err
+	}
+	own, err := ck.restoreGenerators(l.rank, l.dev)
+	if err != nil {
+		return fmt.Errorf("resume: %s: rank %d's generators: %w", ck.Path, l.rank, err)
+	}
+	if !own { // written by fewer processes: this rank starts a stream of its own
+		torch.ManualSeed(seedFor(l.cfg.Train.Seed, l.rank, ck.Pos.Step))
 	}
 	l.pos, l.savedStep = ck.Pos, ck.Pos.Step
 	var saved data.SamplerState
@@ -299,15 +306,15 @@ func (l *loop) restore() error {
 	if err := l.pipe.setState(st); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
-	if l.rank > 0 {
-		torch.ManualSeed(seedFor(l.cfg.Train.Seed, l.rank, l.pos.Step))
-	}
 	old := ck.Config.Normalized()
 	if changed(l.changes, "train.epochs", "train.batch_size", "schedule.warmup_steps") || max(saved.World, 1) != l.world {
 		oldTotal := l.pos.Step + remainingSteps(l.pos.Epoch, old.Train.Epochs, saved.Pos, stepsPerEpochOf(saved))
 		l.pos.Plan = l.pos.Plan.replan(old.Schedule, l.cfg.Schedule, l.pos.Step, oldTotal, changed(l.changes, "schedule.warmup_steps"))
 	}
 	fields := logrus.Fields{"epoch": l.pos.Epoch, "step": l.pos.Step, "checkpoint": ck.Path}
+	if w := max(saved.World, 1); w != l.world { // the same global batches, re-sharded
+		fields["processes"] = fmt.Sprintf("%d -> %d", w, l.world)
+	}
 	for _, c := range l.changes {
 		fields[c.Key] = c.From + " -> " + c.To
 	}
@@ -433,7 +440,7 @@ func (l *loop) train(ctx context.Context) error {
 			if stop, err := l.stopNow(ctx); err != nil {
 				return err
 			} else if stop {
-				// ranks agree on the step to stop after (stopNow); the checkpoint makes no collective
+				// ranks agree on the step to stop after (stopNow), so all of them checkpoint here
 				l.interrupted = true
 				if cerr := l.checkpoint(); cerr != nil {
 					return fmt.Errorf("%w; the checkpoint could not be written either: %v", ErrInterrupted, cerr)
@@ -520,17 +527,16 @@ func (l *loop) endEpoch(epoch int) error {
 			best = true
 		}
 	}
-	if l.metrics == nil { // ranks > 0 validate too (same time per epoch), but only rank 0 writes
-		return nil
+	if l.metrics != nil { // ranks > 0 validate too (same time per epoch), but only rank 0 writes
+		if err := l.metrics.add(Record{Kind: "epoch", Step: l.pos.Step, Epoch: epoch, Values: vals}); err != nil {
+			return err
+		}
+		l.log.WithFields(logrus.Fields{"epoch": epoch, "val_coarse_knn_acc": vals["val_coarse_knn_acc"]}).Info("epoch done")
 	}
-	if err := l.metrics.add(Record{Kind: "epoch", Step: l.pos.Step, Epoch: epoch, Values: vals}); err != nil {
+	if err := l.checkpoint(); err != nil { // every rank: it gathers their generators
 		return err
 	}
-	l.log.WithFields(logrus.Fields{"epoch": epoch, "val_coarse_knn_acc": vals["val_coarse_knn_acc"]}).Info("epoch done")
-	if err := l.checkpoint(); err != nil {
-		return err
-	}
-	if best {
+	if best && l.metrics != nil {
 		return copyFile(CheckpointPath(l.opts.RunDir, false), CheckpointPath(l.opts.RunDir, true))
 	}
 	return nil
@@ -613,18 +619,55 @@ func (l *loop) checkpoint() error {
 			return err
 		}
 	}
-	if l.metrics == nil {
+	return torch.WithScopeErr(func() error {
+		rng, err := l.generators() // every rank calls it: a collective
+		if err != nil || l.metrics == nil {
+			return err
+		}
+		if err := l.metrics.sync(); err != nil {
+			return err
+		}
+		l.pos.Loader = l.pipe.state()
+		if err := saveCheckpoint(CheckpointPath(l.opts.RunDir, false), l.cfgYAML, l.model, l.opt, l.pos, rng); err != nil {
+			return err
+		}
+		l.savedStep = l.pos.Step
 		return nil
+	})
+}
+
+// generators returns every rank's generator states under their checkpoint names on rank 0 (nil on
+// the others), so that each rank of a resumed run continues its own augmentation stream. With
+// several processes it is a collective, which every rank makes at every checkpoint.
+func (l *loop) generators() ([]torch.Named, error) {
+	own := generatorStates(l.rank, l.dev)
+	if l.group == nil || l.world == 1 {
+		return own, nil
 	}
-	if err := l.metrics.sync(); err != nil {
-		return err
+	// one row of bytes per rank, the states end to end (the same sizes on every rank), on the
+	// group's device: NCCL gathers CUDA tensors only
+	parts := make([]*torch.Tensor, len(own))
+	for i, s := range own {
+		parts[i] = s.Tensor.On(l.dev)
 	}
-	l.pos.Loader = l.pipe.state()
-	if err := saveCheckpoint(CheckpointPath(l.opts.RunDir, false), l.cfgYAML, l.model, l.opt, l.pos, l.dev); err != nil {
-		return err
+	all, err := l.group.AllGather(torch.Cat(parts, 0).Reshape(1, -1))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: gathering the ranks' generator states: %w", err)
 	}
-	l.savedStep = l.pos.Step
-	return nil
+	if l.rank > 0 {
+		return nil, nil
+	}
+	all = all.On(torch.CPU)
+	var out []torch.Named
+	for r := range l.world {
+		var at int64
+		for i, kind := range generatorKinds(l.dev) {
+			n := own[i].Tensor.Numel()
+			out = append(out, torch.Named{Name: rngName(r, kind), Tensor: all.Select(0, int64(r)).Narrow(0, at, n).Clone()})
+			at += n
+		}
+	}
+	return out, nil
 }
 
 // checkFinite stops the run at a non-finite loss with a command that continues it from the last
