@@ -12,15 +12,16 @@ run_one() {
   local out=$1 result=$2 on=$3; shift 4
   local metrics=metrics.json
   [ "$on" = val ] && metrics=metrics_val.json
+  # a failed step ends this run (with the tool's message) before anything is copied
   if [ ! -f "$out/$metrics" ]; then
     mkdir -p "$out"
-    $bin --version > "$out/version.txt"
+    $bin --version > "$out/version.txt" || return
     if [ -f "$out/checkpoints/last.safetensors" ]; then
-      [ -f "$out/embeddings_test.png" ] || $bin train --out "$out" --resume
+      [ -f "$out/embeddings_test.png" ] || $bin train --out "$out" --resume || return
     else
-      $bin train --out "$out" "$@"
+      $bin train --out "$out" "$@" || return
     fi
-    $bin eval --run "$out" --on "$on" > /dev/null
+    $bin eval --run "$out" --on "$on" > /dev/null || return
   fi
   mkdir -p "$result"
   cp "$out/config.yaml" "$out/$metrics" "$out/version.txt" "$result/"
