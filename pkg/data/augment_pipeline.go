@@ -35,12 +35,6 @@ func NewAugmenter(cfg AugmentConfig, dataset string, c, h, w int) (*Augmenter, e
 	return a, nil
 }
 
-// Config is the resolved configuration (normalisation filled in).
-func (a *Augmenter) Config() AugmentConfig { return a.cfg }
-
-// OutputShape is C, H, W of an augmented view.
-func (a *Augmenter) OutputShape() (c, h, w int) { return int(a.c), int(a.outH), int(a.outW) }
-
 func (a *Augmenter) checkInput(x *torch.Tensor) error {
 	s := x.Shape()
 	if len(s) != 4 || s[1] != a.c || s[2] != a.h || s[3] != a.w || x.DType() != torch.Uint8 {

@@ -132,9 +132,6 @@ func (l *Loader) StepsPerEpoch() int { return l.sampler.StepsPerEpoch() }
 // Position is the number of batches of the current epoch served.
 func (l *Loader) Position() int { return l.sampler.Position() }
 
-// Epoch is the 0-based epoch being served.
-func (l *Loader) Epoch() int { return l.sampler.Epoch() }
-
 // State is the position of the batches served so far (not of those prefetched).
 func (l *Loader) State() SamplerState { return l.sampler.State() }
 

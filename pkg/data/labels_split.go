@@ -40,9 +40,6 @@ func (r rng) intN(n int) int {
 	}
 }
 
-// float returns a uniform float64 in [0, 1).
-func (r rng) float() float64 { return float64(r.pcg.Uint64()>>11) / (1 << 53) }
-
 // shuffle permutes s in place (Fisher-Yates).
 func (r rng) shuffle(s []int) {
 	for i := len(s) - 1; i > 0; i-- {
