@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+# setup's Go (`data fetch` runs the go command to download MNIST as a module)
+export PATH=/usr/local/go/bin:$HOME/.cache/spreadtrain/go/bin:$PATH
 make --no-print-directory build
 bin=bin/spreadtrain
 runs=${RUNS:-runs/demo}
