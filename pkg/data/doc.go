@@ -10,6 +10,7 @@
 //   - dataset.go, source.go: the Dataset type, and the `data:` config section that names one and loads it
 //   - format_*.go: one file format each (IDX, CIFAR binary, metadata CSV, JPEG/PNG decoding, image
 //     folders, tar.gz archives); synthetic.go builds the spurious-correlation sets
+//   - waterbirds.go, celeba.go, tinyimagenet.go: the official layouts of those datasets, as downloaded
 //   - labels_map.go, labels_split.go: coarse/fine label hierarchies; train/validation splits and
 //     per-class sampling
 //   - batch_sampler.go, batch_device.go, batch_loader.go: the seeded, resumable index order; a dataset

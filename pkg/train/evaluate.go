@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"slices"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/spreadtrain/spreadtrain/pkg/data"
 	"github.com/spreadtrain/spreadtrain/pkg/eval"
 	"github.com/spreadtrain/spreadtrain/pkg/npy"
@@ -39,6 +41,8 @@ func loadTrained(runDir, which string, shapeOf *data.Dataset) (*trained, error) 
 	cfg := ck.Config.Normalized()
 	dev, err := torch.ParseDevice(cfg.Train.Device)
 	if errors.Is(err, torch.ErrDeviceUnavailable) {
+		// a run trained on a GPU is still evaluated on a machine without one, and says so
+		logrus.Warnf("%s: train.device %s is not here (%v); evaluating on the CPU", path, cfg.Train.Device, err)
 		dev = torch.CPU
 	} else if err != nil {
 		return nil, fmt.Errorf("%s: train.device: %w", path, err)
