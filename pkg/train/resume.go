@@ -38,6 +38,9 @@ var resumable = []string{
 	"train.epochs", "train.batch_size", "train.device", "train.threads", "train.checkpoint_every",
 	"train.log_every", "train.eval_every", "train.stream_data",
 	"speed.",
+	// where the same data lives on this machine (a run moved to a GPU box); the loader state's image
+	// count must still match the dataset read there
+	"data.dir",
 }
 
 // frozen says why a key a resume may not change is fixed, by key or section (ending in ".").

@@ -156,6 +156,31 @@ func TestResumeOnOtherThreads(t *testing.T) {
 	}
 }
 
+// A run moved to another machine finds its data in another folder: data.dir may change on resume
+// (recorded in the history), the data itself may not.
+func TestResumeFromAnotherDataDir(t *testing.T) {
+	cfg, dir := interruptedRun(t)
+	moved := filepath.Join(t.TempDir(), "moved")
+	src, err := filepath.Abs(cfg.Data.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(src, moved); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), Options{RunDir: dir, Resume: true, MaxSteps: 1, Override: func(c *Config) error {
+		c.Data.Dir = moved
+		return nil
+	}})
+	if err != nil || res.Steps != 4 {
+		t.Fatalf("resume from %s: %+v, %v", moved, res, err)
+	}
+	saved, _ := RunConfigOf(dir)
+	if saved.Data.Dir != moved || len(saved.History) != 1 || saved.History[0].Changes[0].Key != "data.dir" {
+		t.Fatalf("config.yaml after the move: data.dir %q, history %+v", saved.Data.Dir, saved.History)
+	}
+}
+
 // A change of the model's shape (or of anything else that defines the experiment) is refused with
 // the reason, and the run folder is left as it was.
 func TestResumeRefusesShapeChange(t *testing.T) {
