@@ -533,11 +533,10 @@ func blocks(results []result) (map[string]string, []*suite) {
 				out[n+":"+ds] = t
 				fmt.Fprintf(&b, "## %s\n\n%s\n", ds, t)
 			}
+			out[n] = b.String()
 			if t, ok := liftOverview(s, "supcon", "thanos"); ok {
 				out[n+":lift"] = t
-				b.Reset()
-				fmt.Fprintf(&b, "thanos against supcon, paired by seed (test accuracy, %%):\n\n%s\n%s", t, out[n])
-				out[n] = b.String()
+				out[n] = fmt.Sprintf("thanos against supcon, paired by seed (test accuracy, %%):\n\n%s\n%s", t, out[n])
 			}
 		}
 	}

@@ -95,4 +95,11 @@ func TestLiftOverviewPairsEachDataset(t *testing.T) {
 	if !strings.Contains(table, want) || strings.Contains(table, "| b |") {
 		t.Errorf("want the row\n%s\nand none for b, got\n%s", want, table)
 	}
+	// the suite's page has the overview and, under it, each dataset's own section
+	page, _ := blocks([]result{mk("a/supcon", 0, 0, 0.90, 0.70), mk("a/thanos", 0, 0.3, 0.89, 0.72), mk("b/supcon", 0, 0, 0.5, 0.5)})
+	for _, want := range []string{"thanos against supcon, paired by seed", "## a\n", "## b\n", "| 0 | 90.0 | 70.0 | 89.0 | 72.0 | +2.0 | -1.0 |"} {
+		if !strings.Contains(page["cpu"], want) {
+			t.Errorf("cpu page lacks %q:\n%s", want, page["cpu"])
+		}
+	}
 }
