@@ -53,6 +53,7 @@ for m in ms:
         d, p = t.get(("dense", m)), t.get(("pytorch", m))
         own = lambda x: x["peak_rss_mib"] - x["base_rss_mib"]
         print(f"{m:>6} {impl:>10} {r['ms']:>9.0f} {r['cpu_ms']:>9.0f} {r['peak_rss_mib']:>9.0f} {r['base_rss_mib']:>9.0f} "
+              f"{own(r):>9.0f} "
               f"{fmt(r['cpu_ms'] / d['cpu_ms'] if d else None, '{:.2f}'):>10} "
               f"{fmt(r['cpu_ms'] / p['cpu_ms'] if p else None, '{:.2f}'):>12} "
               f"{fmt(own(r) / own(p) if p else None, '{:.2f}'):>13}")

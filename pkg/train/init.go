@@ -20,6 +20,9 @@ import (
 // and encoder tensors so named keep their fresh initialisation ("conv1.weight" when the first conv
 // takes 1 channel, or has the CIFAR stem's 3x3 shape). A skip entry that matches nothing is an error,
 // so a typo cannot turn a partial load into a silent one.
+//
+// A two-backbone method starts both backbones from the file, as the reference's two ImageNet-pretrained
+// ResNets do (initModel).
 func loadInit(enc *nn.Encoder, mc ModelConfig) error {
 	if mc.Init == "" {
 		return nil
@@ -63,6 +66,20 @@ func loadInit(enc *nn.Encoder, mc ModelConfig) error {
 	}
 	if err := nn.LoadInto(named, kept, true); err != nil {
 		return fmt.Errorf("model.init %s: %w (name tensors not to load in model.init_skip)", mc.Init, err)
+	}
+	return nil
+}
+
+// initModel loads model.init into every backbone of m.
+func initModel(m *Model, mc ModelConfig) error {
+	if err := loadInit(m.Encoder, mc); err != nil {
+		return err
+	}
+	if m.EncoderB == nil {
+		return nil
+	}
+	if err := loadInit(m.EncoderB, mc); err != nil {
+		return fmt.Errorf("second backbone: %w", err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package train
 import (
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -116,5 +117,42 @@ func TestInitFromTorchvisionWeights(t *testing.T) {
 	err = loadInit(gray, ModelConfig{Init: weights, InitSkip: []string{"fc.", "conv1.weight", "layer9."}})
 	if err == nil || !strings.Contains(err.Error(), "layer9.") {
 		t.Fatalf("a skip entry matching nothing: %v", err)
+	}
+}
+
+// A two-backbone method starts both backbones from model.init: every tensor of each equals the file's.
+func TestInitLoadsBothBackbones(t *testing.T) {
+	cfg := Default()
+	cfg.Method.Name = "supcon-2b"
+	cfg.Model.Width = 0.0625
+	shape := Shape{C: 3, H: 32, W: 32, CoarseClasses: 2}
+	src, err := NewModel(cfg, shape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Free()
+	weights := filepath.Join(t.TempDir(), "init.safetensors")
+	if err := nn.SaveState(weights, append(src.Encoder.Parameters(), src.Encoder.Buffers()...), nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Model.Init = weights
+	m, err := NewModel(cfg, shape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	if err := initModel(m, cfg.Model); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]float64{}
+	for _, n := range src.Encoder.Parameters() {
+		want[n.Name] = n.Tensor.Float64s()
+	}
+	for b, enc := range []*nn.Encoder{m.Encoder, m.EncoderB} {
+		for _, n := range enc.Parameters() {
+			if got := n.Tensor.Float64s(); !slices.Equal(got, want[n.Name]) {
+				t.Fatalf("backbone %d, %s: not the file's values", b, n.Name)
+			}
+		}
 	}
 }

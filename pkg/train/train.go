@@ -241,7 +241,7 @@ func (l *loop) build() (err error) {
 		return err
 	}
 	if !l.opts.Resume { // model.init: pretrained encoder weights (a resume has its own)
-		if err := loadInit(l.model.Encoder, cfg.Model); err != nil {
+		if err := initModel(l.model, cfg.Model); err != nil {
 			return err
 		}
 	}
