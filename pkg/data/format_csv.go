@@ -29,6 +29,10 @@ type CSVColumns struct {
 	// ImageExt is appended to a path cell that has no extension (ISIC's isic_id column holds
 	// "ISIC_0000000" for ISIC_0000000.jpg).
 	ImageExt string `yaml:"image_ext"`
+	// GroupWithLabel makes a row's group the pair (label, group cell), numbered label*G + cell with G
+	// the number of GroupValues (else the largest cell + 1): the (class, attribute) groups of the
+	// robustness literature from an attribute column (ISIC's benign/malignant x patch).
+	GroupWithLabel bool `yaml:"group_with_label"`
 }
 
 // DefaultCSVColumns are the column names used when CSVColumns leaves one empty. Waterbirds'
@@ -325,8 +329,17 @@ func datasetFromRows(rows []MetadataRow, csvName string, o CSVOptions, open func
 		Pixels: pixels, Coarse: make([]int64, len(rows)), Fine: make([]int64, len(rows)), Group: make([]int64, len(rows)),
 		CoarseNames: labelNames, FineNames: fineNames, Source: make([]string, len(rows)),
 	}
+	groups := int64(len(o.Columns.GroupValues))
+	if groups == 0 {
+		for _, r := range rows {
+			groups = max(groups, r.Group+1)
+		}
+	}
 	for i, r := range rows {
 		ds.Coarse[i], ds.Fine[i], ds.Group[i] = r.Label, r.Fine, r.Group
+		if o.Columns.GroupWithLabel && r.Group >= 0 {
+			ds.Group[i] = r.Label*groups + r.Group
+		}
 		ds.Source[i] = fmt.Sprintf("%s:%d", csvName, r.Line)
 	}
 	return ds, ds.Validate()

@@ -220,6 +220,22 @@ func TestCSVColumnsISIC(t *testing.T) {
 	if _, err := src.Load("", "val"); !errors.Is(err, ErrNoValSplit) {
 		t.Errorf("val: %v, want ErrNoValSplit", err)
 	}
+	// group_with_label: (benign/malignant, patch) numbered label*2 + patch, row by row
+	src.Columns.GroupWithLabel = true
+	paired, err := src.Load("", "train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j, where := range paired.Source {
+		var line int
+		if _, err := fmt.Sscanf(where[strings.LastIndex(where, ":")+1:], "%d", &line); err != nil {
+			t.Fatal(err)
+		}
+		i := int64(line - 2)
+		if want := (i%2)*2 + (i/2)%2; paired.Group[j] != want {
+			t.Errorf("%s: group %d, want %d (label %d, patch %d)", where, paired.Group[j], want, i%2, (i/2)%2)
+		}
+	}
 	writeFile(t, csvPath, []byte(b.String()+"ISIC_0000000,40,unknown,nevus,0\n"))
 	_, err = src.Load("", "train")
 	wantErr(t, err, "metadata.csv:22", "benign_malignant", `"unknown"`)
