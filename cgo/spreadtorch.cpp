@@ -111,6 +111,37 @@ int st_get_num_threads(void) {
   return at::get_num_threads();
 }
 
+void st_set_mkldnn(int on) { at::globalContext().setUserEnabledMkldnn(on != 0); }
+int st_mkldnn_enabled(void) { return at::globalContext().userEnabledMkldnn() ? 1 : 0; }
+
+st_err st_conv_check(double* out) {
+  ST_TRY
+  apply_threads();
+  torch::AutoGradMode grad_on(true);
+  auto pattern = [](std::vector<int64_t> shape, double f, at::ScalarType t) {
+    int64_t n = 1;
+    for (auto d : shape) n *= d;
+    return at::sin(at::arange(n, at::TensorOptions().dtype(at::kDouble)) * f).view(shape).to(t);
+  };
+  double err = 0;
+  at::Tensor ref_y, ref_gx;
+  for (auto t : {at::kDouble, at::kFloat}) {
+    at::Tensor x = pattern({4, 8, 16, 16}, 0.37, t).requires_grad_(true);
+    at::Tensor w = pattern({8, 8, 3, 3}, 0.71, t);
+    at::Tensor y = at::conv2d(x, w, {}, 1, 1);
+    at::Tensor gx = torch::autograd::grad({y}, {x}, {pattern({4, 8, 16, 16}, 1.3, t)})[0];
+    if (t == at::kDouble) {
+      ref_y = y.detach(), ref_gx = gx;
+      continue;
+    }
+    double ey = (y.detach().to(at::kDouble) - ref_y).abs().max().item<double>() / ref_y.abs().max().item<double>();
+    double eg = (gx.to(at::kDouble) - ref_gx).abs().max().item<double>() / ref_gx.abs().max().item<double>();
+    err = std::max(ey, eg);
+  }
+  *out = err;
+  ST_END
+}
+
 uint64_t st_host_copies(void) { return st::g_host_copies.load(std::memory_order_relaxed); }
 
 void st_manual_seed(uint64_t seed) { torch::manual_seed(seed); }

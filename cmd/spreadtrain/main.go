@@ -182,6 +182,9 @@ func newLogger(c *cli.Context) (*logrus.Logger, error) {
 		return nil, badInput("--log-level: %v", err)
 	}
 	log.SetLevel(lvl)
+	if torch.CPUKernelNote != "" { // libtorch's CPU kernels failed the start-up check (pkg/torch)
+		log.Warn(torch.CPUKernelNote)
+	}
 	return log, nil
 }
 
