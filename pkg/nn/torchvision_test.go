@@ -11,6 +11,19 @@ import (
 	"github.com/spreadtrain/spreadtrain/pkg/torch"
 )
 
+// reference runs a Python reference script (one built on pyReadSafetensors) with the CPU kernels this
+// process uses: SPREADTRAIN_MKLDNN=0 where torch's start-up check switched oneDNN off, whose
+// convolution gradients are wrong there (Debian 13's libtorch 2.6 on AVX-512) in Python too.
+func reference(py string, args ...string) *exec.Cmd {
+	cmd := exec.Command(py, args...)
+	on := "1"
+	if !torch.MKLDNNEnabled() {
+		on = "0"
+	}
+	cmd.Env = append(os.Environ(), "SPREADTRAIN_MKLDNN="+on)
+	return cmd
+}
+
 // python3WithTorchvision returns Debian's python3 when it can import torch and torchvision
 // (`make test` installs them), else skips loudly.
 func python3WithTorchvision(t *testing.T) string {
@@ -25,8 +38,10 @@ func python3WithTorchvision(t *testing.T) string {
 // pyReadSafetensors defines read_safetensors(path) -> {name: tensor} in Python with struct, json
 // and numpy alone (the safetensors package is not packaged for Debian).
 const pyReadSafetensors = `
-import json, struct, sys
+import json, os, struct, sys
 import numpy as np, torch, torchvision
+# the CPU kernels the Go side uses: oneDNN off where its start-up check switched it off (reference())
+torch.backends.mkldnn.enabled = os.environ.get("SPREADTRAIN_MKLDNN", "1") == "1"
 def read_safetensors(path):
     raw = open(path, "rb").read()
     n = struct.unpack("<Q", raw[:8])[0]
@@ -97,7 +112,7 @@ func TestExportedWeightsLoadIntoTorchvision(t *testing.T) {
 			if err := SaveState(filepath.Join(dir, "weights.safetensors"), append(enc.Parameters(), enc.Buffers()...), map[string]string{"arch": c.Arch}); err != nil {
 				t.Fatal(err)
 			}
-			out, err := exec.Command(py, "-c", loadInTorchvision, c.Arch, c.Stem, dir).CombinedOutput()
+			out, err := reference(py, "-c", loadInTorchvision, c.Arch, c.Stem, dir).CombinedOutput()
 			t.Logf("torchvision: %s", strings.TrimSpace(string(out)))
 			if err != nil {
 				t.Fatalf("torchvision rejected the weights or computed other features: %v", err)

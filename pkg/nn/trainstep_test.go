@@ -2,7 +2,6 @@ package nn
 
 import (
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -69,7 +68,7 @@ func TestTrainingStepsMatchTorchvision(t *testing.T) {
 			ours = append(ours, loss.Item())
 		})
 	}
-	out, err := exec.Command(py, "-c", trainInTorchvision, dir).CombinedOutput()
+	out, err := reference(py, "-c", trainInTorchvision, dir).CombinedOutput()
 	if err != nil {
 		t.Fatalf("torchvision: %v\n%s", err, out)
 	}

@@ -90,7 +90,10 @@ func TestFastPathTrainsTheSameModel(t *testing.T) {
 	if l := run("foreach", foreach, 0, false, ""); len(l) != len(plain) {
 		t.Fatalf("foreach: %d steps, plain %d", len(l), len(plain))
 	} else {
-		compare("foreach", l, 1e-5)
+		compare("foreach", l[:2], 1e-5)
+		// libtorch 2.6's multi-tensor kernels round differently from the per-tensor ops (1.13's agree to
+		// 1e-5 at every step) and AdamW's sign-like first updates amplify it: 5e-5 by step 5 on 2.6
+		compare("foreach", l, 2e-4)
 	}
 	if l := run("layout", layout, 0, false, ""); len(l) != len(plain) {
 		t.Fatalf("channels-last + foreach: %d steps, plain %d", len(l), len(plain))
