@@ -269,9 +269,17 @@ func torchrunEnv(rank, world, port, restart int) []string {
 // serving until stop is called. It returns the port.
 func agentStore(t *testing.T) (int, func()) {
 	t.Helper()
+	// a PyTorch >= 2.4 built without libuv (Debian 13's) refuses the default libuv store: the classic
+	// one there, as torchrun's agent would need too
 	const py = `import datetime, sys
 import torch.distributed as dist
-store = dist.TCPStore("127.0.0.1", 0, 2, True, datetime.timedelta(seconds=300), wait_for_workers=False)
+args = ("127.0.0.1", 0, 2, True, datetime.timedelta(seconds=300))
+try:
+    store = dist.TCPStore(*args, wait_for_workers=False)
+except RuntimeError as e:
+    if "libuv" not in str(e):
+        raise
+    store = dist.TCPStore(*args, wait_for_workers=False, use_libuv=False)
 print(store.port, flush=True)
 sys.stdin.read()
 `
