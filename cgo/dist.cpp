@@ -244,32 +244,68 @@ int st_dist_backends(void) {
   return m;
 }
 
-st_err st_dist_store_new(const char* host, int port, int is_master, int world_size, int64_t timeout_ms,
-                         st_store* out) {
-  ST_TRY
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define SPREADTORCH_STORE_FD 1
+#endif
+
+namespace {
+c10d::TCPStoreOptions store_options(int port, bool master, int world_size, int64_t timeout_ms) {
   if (port < 0 || port > 65535) throw std::invalid_argument("store port " + std::to_string(port) + " out of range");
   if (world_size < 1) throw std::invalid_argument("store world size must be >= 1");
   c10d::TCPStoreOptions o;
   o.port = static_cast<std::uint16_t>(port);
-  o.isServer = is_master != 0;
+  o.isServer = master;
   o.numWorkers = static_cast<std::size_t>(world_size);
   o.waitWorkers = true;  // the master returns once every rank has connected, or fails at the timeout
   o.timeout = std::chrono::milliseconds(timeout_ms);
+  return o;
+}
+
+c10::intrusive_ptr<c10d::TCPStore> tcp_store(const std::string& host, c10d::TCPStoreOptions o) {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 2)
   // libtorch >= 2.4 asks for the libuv store by default, and a build without libuv (Debian's 2.6)
   // refuses it: fall back to the classic store there, keep libuv where the build has it.
-  c10::intrusive_ptr<c10d::TCPStore> tcp;
   try {
-    tcp = c10::make_intrusive<c10d::TCPStore>(std::string(host), o);
+    return c10::make_intrusive<c10d::TCPStore>(host, o);
   } catch (const c10::Error& e) {
     if (!o.useLibUV || std::string(e.what()).find("libuv") == std::string::npos) throw;
     o.useLibUV = false;
-    tcp = c10::make_intrusive<c10d::TCPStore>(std::string(host), o);
+    return c10::make_intrusive<c10d::TCPStore>(host, o);
   }
 #else
-  auto tcp = c10::make_intrusive<c10d::TCPStore>(std::string(host), o);
+  return c10::make_intrusive<c10d::TCPStore>(host, o);
 #endif
+}
+}  // namespace
+
+st_err st_dist_store_new(const char* host, int port, int is_master, int world_size, int64_t timeout_ms,
+                         st_store* out) {
+  ST_TRY
+  auto tcp = tcp_store(std::string(host), store_options(port, is_master != 0, world_size, timeout_ms));
   *out = new st_store_s{tcp, static_cast<int>(tcp->getPort())};
+  ST_END
+}
+
+int st_dist_store_takes_socket(void) {
+#ifdef SPREADTORCH_STORE_FD
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+st_err st_dist_store_new_on(const char* host, int listen_fd, int port, int world_size, int64_t timeout_ms,
+                            st_store* out) {
+  ST_TRY
+#ifdef SPREADTORCH_STORE_FD
+  c10d::TCPStoreOptions o = store_options(port, true, world_size, timeout_ms);
+  o.masterListenFd = listen_fd;
+  auto tcp = tcp_store(std::string(host), o);
+  *out = new st_store_s{tcp, static_cast<int>(tcp->getPort())};
+#else
+  (void)host, (void)listen_fd, (void)port, (void)world_size, (void)timeout_ms, (void)out;
+  throw std::invalid_argument("a TCPStore on a bound socket needs libtorch >= 2.4, this is " TORCH_VERSION);
+#endif
   ST_END
 }
 

@@ -255,6 +255,14 @@ int st_dist_backends(void); /* bitmask of the backends this shim was compiled wi
  * Both fail after timeout_ms. */
 st_err st_dist_store_new(const char* host, int port, int is_master, int world_size, int64_t timeout_ms,
                          st_store* out);
+/* Whether the master TCPStore can serve on a socket the caller bound (libtorch >= 2.4:
+ * TCPStoreOptions::masterListenFd); 1.13's listens on every interface. */
+int st_dist_store_takes_socket(void);
+/* The master TCPStore on listen_fd, a socket already bound to host:port and listening (it takes the
+ * fd over; the master's own client connects to host); waits until world_size ranks have connected,
+ * or fails after timeout_ms. */
+st_err st_dist_store_new_on(const char* host, int listen_fd, int port, int world_size, int64_t timeout_ms,
+                            st_store* out);
 /* FileStore: a store in a file shared by the ranks of one machine (no socket); gets wait up to
  * timeout_ms. The last of world_size ranks to free it deletes the file. */
 st_err st_dist_file_store_new(const char* path, int world_size, int64_t timeout_ms, st_store* out);

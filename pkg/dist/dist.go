@@ -30,9 +30,11 @@ package dist
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spreadtrain/spreadtrain/pkg/torch"
@@ -278,12 +280,57 @@ func rendezvous(env Env, timeout time.Duration) (*torch.Store, error) {
 		}
 		return s, nil
 	default:
+		if env.Rank == 0 && torch.StoreTakesSocket() {
+			fd, port, ok, err := masterListener(env)
+			if err != nil {
+				return nil, fmt.Errorf("rendezvous at %s:%d: %w", env.MasterAddr, env.MasterPort, err)
+			}
+			if ok {
+				s, err := torch.NewTCPStoreOn(env.MasterAddr, fd, port, env.WorldSize, timeout)
+				if err != nil {
+					return nil, fmt.Errorf("rendezvous at %s:%d: %w", env.MasterAddr, port, err)
+				}
+				return s, nil
+			}
+		}
 		s, err := torch.NewTCPStore(env.MasterAddr, env.MasterPort, env.Rank == 0, env.WorldSize, timeout)
 		if err != nil {
 			return nil, fmt.Errorf("rendezvous at %s:%d: %w", env.MasterAddr, env.MasterPort, err)
 		}
 		return s, nil
 	}
+}
+
+// masterListener binds rank 0's store socket where MASTER_ADDR says (the store is unauthenticated, so
+// it should not listen on every interface) and returns a close-on-exec descriptor of it for the store
+// to take over, with the port it got (MASTER_PORT 0 picks one). A MASTER_ADDR given as a name that
+// resolves to a loopback address, on a job that may span machines (LOCAL_WORLD_SIZE below WORLD_SIZE,
+// or unset), would shut the other machines out (Debian maps the hostname to 127.0.1.1): ok is false
+// there, and the store listens on every interface as libtorch's own does.
+func masterListener(env Env) (fd, port int, ok bool, err error) {
+	addr, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(env.MasterAddr, strconv.Itoa(env.MasterPort)))
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("MASTER_ADDR: %w", err)
+	}
+	oneMachine := env.LocalWorldSize > 0 && env.LocalWorldSize >= env.WorldSize
+	if addr.IP.IsLoopback() && net.ParseIP(env.MasterAddr) == nil && !oneMachine {
+		return 0, 0, false, nil
+	}
+	l, err := net.ListenTCP("tcp", addr)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	defer l.Close()
+	f, err := l.File() // a duplicate, in blocking mode
+	if err != nil {
+		return 0, 0, false, err
+	}
+	defer f.Close()
+	dup, _, errno := syscall.Syscall(syscall.SYS_FCNTL, f.Fd(), syscall.F_DUPFD_CLOEXEC, 0)
+	if errno != 0 {
+		return 0, 0, false, fmt.Errorf("dup of the store socket: %w", errno)
+	}
+	return int(dup), l.Addr().(*net.TCPAddr).Port, true, nil
 }
 
 // stopKey holds the step count at which every rank stops (see StopAt).

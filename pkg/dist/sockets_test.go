@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -136,8 +137,8 @@ func TestSingleNodeListensOnLoopbackOnly(t *testing.T) {
 	}
 }
 
-// The check itself sees a wildcard listener: the TCPStore that rank 0 hosts for a multi-machine job
-// listens on every interface (that is what MASTER_ADDR/MASTER_PORT jobs need), and is reported.
+// The check itself sees a wildcard listener: rank 0's TCPStore asked to listen on every interface
+// (MASTER_ADDR 0.0.0.0) is reported.
 func TestSocketCheckSeesTCPStoreListener(t *testing.T) {
 	skipWithoutGloo(t)
 	exe, err := os.Executable()
@@ -154,7 +155,7 @@ func TestSocketCheckSeesTCPStoreListener(t *testing.T) {
 	for r := range cmds {
 		cmd := exec.Command(exe)
 		cmd.Env = append(withoutKeys(os.Environ(), launchKeys...), workerVar+"=sockets", "SPREADTRAIN_DIST_OUT="+dir,
-			"RANK="+strconv.Itoa(r), "WORLD_SIZE=2", "LOCAL_RANK="+strconv.Itoa(r), "MASTER_ADDR=127.0.0.1", "MASTER_PORT="+strconv.Itoa(port))
+			"RANK="+strconv.Itoa(r), "WORLD_SIZE=2", "LOCAL_RANK="+strconv.Itoa(r), "MASTER_ADDR=0.0.0.0", "MASTER_PORT="+strconv.Itoa(port))
 		cmd.Stdout, cmd.Stderr = &outs[r], &outs[r]
 		cmd.SysProcAttr = workerAttr()
 		if err := cmd.Start(); err != nil {
@@ -179,4 +180,81 @@ func TestSocketCheckSeesTCPStoreListener(t *testing.T) {
 		t.Fatalf("rank 0's TCPStore listener on port %d (every interface) was not reported: %+v", port, bad)
 	}
 	t.Logf("reported as expected: %+v", bad)
+}
+
+// Rank 0's TCPStore (a job launched without torchrun, across machines) listens where MASTER_ADDR
+// says on a libtorch that can take a bound socket (>= 2.4), not on every interface; 1.13's listens
+// on every interface, the limitation README states. Both ranks rendezvous in this process.
+func TestMasterStoreListensOnMasterAddr(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := free.Addr().(*net.TCPAddr).Port
+	free.Close()
+	env := Env{WorldSize: 2, LocalWorldSize: 1, MasterAddr: "127.0.0.1", MasterPort: port}
+	master := make(chan error, 1)
+	var store0 *torch.Store
+	go func() {
+		var err error
+		store0, err = rendezvous(env, 30*time.Second)
+		master <- err
+	}()
+	client := env
+	client.Rank = 1
+	store1, err := rendezvous(client, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store1.Close()
+	if err := <-master; err != nil {
+		t.Fatal(err)
+	}
+	defer store0.Close()
+	socks, err := ownTCPSockets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listening []string
+	for _, s := range socks {
+		if _, p, _ := net.SplitHostPort(s.Local); s.Listen && p == strconv.Itoa(port) {
+			listening = append(listening, s.Local)
+		}
+	}
+	if len(listening) != 1 {
+		t.Fatalf("listening on %v: want one socket on port %d", listening, port)
+	}
+	host, _, _ := net.SplitHostPort(listening[0])
+	if torch.StoreTakesSocket() {
+		if host != "127.0.0.1" {
+			t.Fatalf("the store listens on %s, want 127.0.0.1 (MASTER_ADDR)", listening[0])
+		}
+	} else if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+		t.Fatalf("libtorch %s: the store listens on %s; its TCPStore binds every interface", torch.Version(), listening[0])
+	}
+	t.Logf("libtorch %s: the store listens on %s", torch.Version(), listening[0])
+}
+
+// A MASTER_ADDR name that resolves to loopback keeps the wildcard on a job that may span machines
+// (Debian maps the hostname to 127.0.1.1: binding there would shut the other machines out), and is
+// bound on a job of one machine; a literal address is always bound.
+func TestMasterListenerLoopbackNames(t *testing.T) {
+	for _, c := range []struct {
+		addr        string
+		local, want int
+		bound       bool
+	}{
+		{"localhost", 1, 2, false}, {"localhost", 0, 2, false}, {"localhost", 2, 2, true}, {"127.0.0.1", 1, 2, true},
+	} {
+		fd, _, ok, err := masterListener(Env{WorldSize: c.want, LocalWorldSize: c.local, MasterAddr: c.addr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			syscall.Close(fd)
+		}
+		if ok != c.bound {
+			t.Errorf("MASTER_ADDR %s, LOCAL_WORLD_SIZE %d of %d: bound %v, want %v", c.addr, c.local, c.want, ok, c.bound)
+		}
+	}
 }

@@ -59,6 +59,24 @@ func NewTCPStore(host string, port int, master bool, world int, timeout time.Dur
 	return s, nil
 }
 
+// StoreTakesSocket reports whether this libtorch can serve a TCPStore on a socket the caller bound
+// (libtorch >= 2.4; 1.13's master listens on every interface).
+func StoreTakesSocket() bool { return C.st_dist_store_takes_socket() != 0 }
+
+// NewTCPStoreOn starts the master store on listenFD, a socket bound to host:port and listening; the
+// store takes the descriptor over (it closes it). It waits for world ranks to connect, up to timeout.
+func NewTCPStoreOn(host string, listenFD, port, world int, timeout time.Duration) (*Store, error) {
+	ch := C.CString(host)
+	defer C.free(unsafe.Pointer(ch))
+	var h C.st_store
+	if err := distErr(C.st_dist_store_new_on(ch, C.int(listenFD), C.int(port), C.int(world), C.int64_t(timeout.Milliseconds()), &h), "tcp_store"); err != nil {
+		return nil, err
+	}
+	s := &Store{h: h}
+	runtime.SetFinalizer(s, (*Store).Close)
+	return s, nil
+}
+
 // NewFileStore opens a store kept in the file at path, shared by the world ranks of one machine
 // (no socket); waits for keys give up after timeout. The last rank to close it deletes the file.
 func NewFileStore(path string, world int, timeout time.Duration) (*Store, error) {
