@@ -17,9 +17,9 @@ var CPUKernelNote = checkCPUConvolution()
 
 // checkCPUConvolution checks the CPU convolution kernels once per process. Debian 13's libtorch 2.6
 // (oneDNN 3.7.2) returns wrong convolution input gradients on an AVX-512 CPU: relative error ~1 in
-// this check, the same in that release's python3-torch, and NaN decoder gradients with heap
-// corruption in training. When the check fails with oneDNN and passes without it, oneDNN stays off
-// for the process: libtorch's own kernels are correct, and slower.
+// this check, the same in that release's python3-torch, and NaN decoder gradients in training.
+// When the check fails with oneDNN and passes without it, oneDNN stays off for the process:
+// libtorch's own kernels are correct (and likely slower).
 func checkCPUConvolution() string {
 	if C.st_mkldnn_enabled() == 0 {
 		return ""
@@ -34,7 +34,7 @@ func checkCPUConvolution() string {
 	C.st_set_mkldnn(0)
 	good, err := convCheck()
 	if err == nil && good <= convTolerance {
-		return fmt.Sprintf("oneDNN's CPU convolutions failed a start-up check (relative error %.2g against float64, libtorch %s): switched off, libtorch's own kernels are used (correct, slower)", bad, Version())
+		return fmt.Sprintf("oneDNN's CPU convolutions failed a start-up check (relative error %.2g against float64, libtorch %s): switched off, libtorch's own kernels are used (correct, likely slower)", bad, Version())
 	}
 	C.st_set_mkldnn(1)
 	return fmt.Sprintf("the CPU convolutions failed a start-up check with oneDNN (relative error %.2g) and without (%v, %v): results on the CPU may be wrong", bad, good, err)

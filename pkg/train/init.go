@@ -21,8 +21,7 @@ import (
 // takes 1 channel, or has the CIFAR stem's 3x3 shape). A skip entry that matches nothing is an error,
 // so a typo cannot turn a partial load into a silent one.
 //
-// A two-backbone method starts both backbones from the file, as the reference's two ImageNet-pretrained
-// ResNets do (initModel).
+// A two-backbone method starts both backbones from the file (initModel).
 func loadInit(enc *nn.Encoder, mc ModelConfig) error {
 	if mc.Init == "" {
 		return nil
