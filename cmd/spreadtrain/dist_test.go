@@ -104,6 +104,24 @@ func waitForStep(t *testing.T, runDir string, n int, out *bytes.Buffer) {
 	}
 }
 
+// sigtermAfterStep2 starts args on two processes, sends the launcher SIGTERM once runDir has logged
+// step 2, and returns the launcher's output, the last step logged and its exit error; a run that
+// finished all 8 steps first proves nothing and fails the test.
+func sigtermAfterStep2(t *testing.T, args []string, runDir string) (*bytes.Buffer, int, error) {
+	t.Helper()
+	cmd, out := cliProcess(t, nil, append(args, "--nproc-per-node", "2")...)
+	waitForStep(t, runDir, 2, out)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := waitExit(t, cmd, 2*time.Minute)
+	stopped := lastLoggedStep(runDir)
+	if stopped >= 8 {
+		t.Fatalf("the run finished (step %d) before SIGTERM took effect: the test proves nothing", stopped)
+	}
+	return out, stopped, err
+}
+
 func waitExit(t *testing.T, cmd *exec.Cmd, limit time.Duration) error {
 	t.Helper()
 	done := make(chan error, 1)
@@ -144,18 +162,9 @@ func TestDataParallelStopAndRestart(t *testing.T) {
 	// step after writing a checkpoint; --resume finishes the run.
 	t.Run("sigterm", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "run")
-		cmd, out := cliProcess(t, nil, append(trainArgs(dir), "--nproc-per-node", "2")...)
-		waitForStep(t, dir, 2, out)
-		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		err := waitExit(t, cmd, 2*time.Minute)
+		out, stopped, err := sigtermAfterStep2(t, trainArgs(dir), dir)
 		if err == nil || !strings.Contains(out.String(), "stopped by terminated") {
 			t.Fatalf("the launcher ended with %v, want a stop by SIGTERM:\n%s", err, out.String())
-		}
-		stopped := lastLoggedStep(dir)
-		if stopped >= 8 {
-			t.Fatalf("the run finished (step %d) before SIGTERM took effect: the test proves nothing", stopped)
 		}
 		if strings.Count(out.String(), "after writing a checkpoint") != 2 {
 			t.Fatalf("both workers should stop at the agreed step after writing a checkpoint, none failing in a collective:\n%s", out.String())
@@ -174,16 +183,7 @@ func TestDataParallelStopAndRestart(t *testing.T) {
 	// norm's statistics, rank 1's augmentation stream).
 	t.Run("other world size", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "run")
-		cmd, out := cliProcess(t, nil, append(trainArgs(dir), "--nproc-per-node", "2")...)
-		waitForStep(t, dir, 2, out)
-		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		_ = waitExit(t, cmd, 2*time.Minute)
-		stopped := lastLoggedStep(dir)
-		if stopped >= 8 {
-			t.Fatalf("the run finished (step %d) before SIGTERM took effect: the test proves nothing", stopped)
-		}
+		_, stopped, _ := sigtermAfterStep2(t, trainArgs(dir), dir)
 		code, _, stderr := runCLI(t, "train", "--out", dir, "--resume")
 		if code != 0 {
 			t.Fatalf("resume on one process exited %d:\n%s", code, stderr)
