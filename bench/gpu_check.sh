@@ -152,20 +152,28 @@ PY
 }
 export -f compare_losses
 
-# ---- smoke: train, then interrupt and resume, and compare ----
-smoke() {
-  local data=$KIT/data/cifar10-jpg st=$KIT/spreadtrain
-  local common=(--log-format json train --config ci-smoke --data-dir "$data" --device "$DEVICE")
-  rm -rf "$OUT/smoke" "$OUT/smoke-resumed"
-  echo "--- uninterrupted"
-  "$st" "${common[@]}" --out "$OUT/smoke" || return 1
-  echo "--- interrupted at its first checkpoint"
-  "$st" "${common[@]}" --out "$OUT/smoke-resumed" &
+# stop_at_checkpoint RUNDIR TRAIN-ARGS...: starts the trainer on RUNDIR and sends it SIGINT once its
+# first checkpoint is written (it stops after saving)
+stop_at_checkpoint() {
+  local dir=$1; shift
+  "$KIT/spreadtrain" --log-format json train "$@" --out "$dir" &
   local pid=$!
-  while kill -0 $pid 2>/dev/null && [ ! -e "$OUT/smoke-resumed/checkpoints/last.safetensors" ]; do sleep 0.2; done
+  while kill -0 $pid 2>/dev/null && [ ! -e "$dir/checkpoints/last.safetensors" ]; do sleep 0.2; done
   kill -INT $pid 2>/dev/null
   wait $pid
   echo "(exit $? after SIGINT)"
+}
+export -f stop_at_checkpoint
+
+# ---- smoke: train, then interrupt and resume, and compare ----
+smoke() {
+  local data=$KIT/data/cifar10-jpg st=$KIT/spreadtrain
+  local common=(--config ci-smoke --data-dir "$data" --device "$DEVICE")
+  rm -rf "$OUT/smoke" "$OUT/smoke-resumed"
+  echo "--- uninterrupted"
+  "$st" --log-format json train "${common[@]}" --out "$OUT/smoke" || return 1
+  echo "--- interrupted at its first checkpoint"
+  stop_at_checkpoint "$OUT/smoke-resumed" "${common[@]}"
   echo "--- resumed"
   "$st" --log-format json train --out "$OUT/smoke-resumed" --resume || return 1
   compare_losses "$OUT/smoke" "$OUT/smoke-resumed"
@@ -178,12 +186,9 @@ tail -1 "$OUT/smoke.log" | sed 's/^/  /' >>"$SUMMARY"
 move() {
   local data=$KIT/data/cifar10-jpg st=$KIT/spreadtrain
   rm -rf "$OUT/moved"
-  "$st" --log-format json train --config ci-smoke --data-dir "$data" --device cpu --out "$OUT/moved" &
-  local pid=$!
-  while kill -0 $pid 2>/dev/null && [ ! -e "$OUT/moved/checkpoints/last.safetensors" ]; do sleep 0.2; done
-  kill -INT $pid 2>/dev/null
-  wait $pid
-  echo "(CPU run: exit $? after SIGINT)"
+  echo "--- on the CPU, interrupted at its first checkpoint"
+  stop_at_checkpoint "$OUT/moved" --config ci-smoke --data-dir "$data" --device cpu
+  echo "--- resumed on $DEVICE"
   "$st" --log-format json train --out "$OUT/moved" --resume --device "$DEVICE" || return 1
   [ "$DEVICE" = cpu ] || grep -q '"train.device"' "$OUT/moved/metrics.jsonl" || { echo "no resume record of the device change"; return 1; }
   # CPU and device arithmetic differ: the same run within a looser tolerance than the same-device resume
