@@ -186,12 +186,10 @@ func TestSocketCheckSeesTCPStoreListener(t *testing.T) {
 // says on a libtorch that can take a bound socket (>= 2.4), not on every interface; 1.13's listens
 // on every interface, the limitation README states. Both ranks rendezvous in this process.
 func TestMasterStoreListensOnMasterAddr(t *testing.T) {
-	free, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := free.Addr().(*net.TCPAddr).Port
-	free.Close()
 	env := Env{WorldSize: 2, LocalWorldSize: 1, MasterAddr: "127.0.0.1", MasterPort: port}
 	master := make(chan error, 1)
 	var store0 *torch.Store
