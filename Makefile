@@ -6,8 +6,10 @@ BIN := bin/spreadtrain
 # CMAKE_PREFIX_PATH for a CUDA libtorch, e.g. $(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
 TORCH_PREFIX ?=
 export PATH := /usr/local/go/bin:$(HOME)/.cache/spreadtrain/go/bin:$(PATH)
-# idle OpenMP threads sleep instead of spinning: much faster on shared cores (cmd/spreadtrain/main.go)
+# spreadtrain's start-up settings (startupEnv in cmd/spreadtrain/main.go): idle OpenMP threads sleep,
+# large blocks stay in the heap
 export OMP_WAIT_POLICY ?= PASSIVE
+export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=4294967296:glibc.malloc.arena_max=1
 
 .PHONY: setup shim build test matrix demo gputrain clean
 

@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+source scripts/runtime-env.sh  # spreadtrain's OpenMP and malloc settings
 DEVICE=${DEVICE:-cpu}
 WIDTH=${WIDTH:-0.125}
 BATCH=${BATCH:-128}

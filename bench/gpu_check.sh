@@ -108,7 +108,7 @@ lib = os.path.join(os.path.dirname(torch.__file__), "lib")
 site = os.path.dirname(os.path.dirname(torch.__file__))
 print(":".join([lib] + sorted(glob.glob(os.path.join(site, "nvidia", "*", "lib")))))' 2>/dev/null)
 export LD_LIBRARY_PATH="$ROOT/$SHIM_BUILD:$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export OMP_WAIT_POLICY=PASSIVE
+source "$ROOT/scripts/runtime-env.sh"  # spreadtrain's OpenMP and malloc settings
 
 # ---- tests: every CUDA test of the kit's test binaries, from their package folder (testdata) ----
 unit_tests() {

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+source scripts/runtime-env.sh  # both sides: spreadtrain's OpenMP and malloc settings
 bin=$(mktemp -d)/losses
 go build -o "$bin" ./bench/losses
 /usr/bin/python3 - "$bin" <<'PY'

@@ -11,10 +11,11 @@ export PATH=/usr/local/go/bin:$PATH
 # libgomp spins actively at barriers unless it manages more threads than CPUs; the Go process can own
 # two OpenMP teams (a goroutine may call in from two OS threads), which throttles that spinning and
 # skews a comparison on a loaded machine. Both sides therefore run under the same explicit policy;
-# OMP_WAIT_POLICY=default leaves it unset.
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+# OMP_WAIT_POLICY=default leaves it unset. Both sides also get spreadtrain's malloc setting
+# (scripts/runtime-env.sh); GLIBC_TUNABLES= (empty) runs both with glibc's defaults.
+source scripts/runtime-env.sh
 [[ $OMP_WAIT_POLICY == default ]] && unset OMP_WAIT_POLICY
-echo "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}" >&2
+echo "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset} GLIBC_TUNABLES=${GLIBC_TUNABLES:-unset}" >&2
 ROUNDS=${ROUNDS:-3} THREADS=${THREADS:-"1 2"} WARMUP=${WARMUP:-1} STEPS=${STEPS:-5} BATCH=${BATCH:-64}
 go build -o build/trainstep ./bench/trainstep
 out=$(mktemp)

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh --test
 export PATH=/usr/local/go/bin:$HOME/.cache/spreadtrain/go/bin:$PATH
-# idle OpenMP threads sleep instead of spinning: much faster on shared cores (cmd/spreadtrain/main.go)
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+# the settings spreadtrain gives itself (idle OpenMP threads sleep, large blocks stay in the heap)
+source scripts/runtime-env.sh
 go vet ./...
 SPREADTRAIN_THREADS=1 go test -count=1 -timeout 25m ./...
