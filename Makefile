@@ -47,7 +47,7 @@ clean:
 
 # ---- the GPU device check's kit (bench/gpu_check.sh, docs/gpu.md) ----
 # Everything the GPU machine (no Go, no network) needs besides the source tree, in bin/gpucheck (carry
-# that one path): the CLI, the benchmark, test binaries of the packages with CUDA tests, and a small
+# that one path): the CLI, the benchmarks, test binaries of the packages with CUDA tests, and a small
 # CIFAR-10 JPEG subset for the training smoke. The Go binaries load libspreadtorch.so by name, so the
 # shim gpu_check.sh builds there against the CUDA libtorch is the one they use.
 GPUCHECK := bin/gpucheck
@@ -59,6 +59,7 @@ gpucheck: $(SHIM)
 	git rev-parse --short HEAD >$(GPUCHECK)/COMMIT
 	go build $(GO_SMALL) -o $(GPUCHECK)/spreadtrain ./cmd/spreadtrain
 	go build $(GO_SMALL) -o $(GPUCHECK)/gputrain ./bench/gputrain
+	go build $(GO_SMALL) -o $(GPUCHECK)/losses ./bench/losses
 	for p in $(GPUCHECK_TESTS); do go test -c $(GO_SMALL) -o $(GPUCHECK)/tests/$$p.test ./pkg/$$p || exit 1; done
 	python3 bench/gpu_check_data.py $(GPUCHECK)/data/cifar10-jpg
 	du -sh $(GPUCHECK)

@@ -19,6 +19,8 @@
 #          after its first checkpoint) and resumed; the step losses of the two are compared
 #   move   a CPU run stopped at its first checkpoint and resumed with --device on the device (a run
 #          moved to a GPU); its step losses against the smoke part's device run, within MOVE_TOL
+#   losses L_spread forward + backward at M = 8,192 to 65,536 anchors: dense and blockwise paths and
+#          PyTorch, time and device peak memory (bench/losses.sh's measurement on the device)
 #   bench  bench/gpu_train.sh: the Thanos step, spreadtrain against PyTorch eager and torch.compile
 # Environment: OUT (./gpu_check_out), GPU_CHECK_DEVICE (cuda; cpu rehearses every part on the CPU),
 # PYTHON (python3), KIT (bin/gpucheck), SHIM_BUILD (build/cgo-gpu; the rehearsal uses build/cgo),
@@ -252,6 +254,38 @@ export -f dist
 part dist 150 dist
 { grep -E '^(FALLBACK|torchrun:|step losses|\(killed)' "$OUT/dist.log"
   grep -o "resuming from the run's last checkpoint[^\"]*" "$OUT/dist.log" | head -1; } | sed 's/^/  /' >>"$SUMMARY"
+
+# ---- losses: L_spread forward + backward on the device, dense and blockwise paths and PyTorch ----
+# device memory from outside: the GPU's memory in use, polled, minus what was in use before the
+# process started (its CUDA context included, and the caching allocator's whole reservation: what
+# decides whether a batch fits); PyTorch's own max_memory_allocated as well
+gpu_used() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i 0 2>/dev/null || echo 0; }
+export -f gpu_used
+losses() {
+  local m impl pid mem base peak dense_max=${LOSSES_DENSE_MAX:-32768}
+  for m in ${LOSSES_M:-8192 32768 65536}; do
+    for impl in dense blockwise pytorch; do
+      [ "$impl" != blockwise ] && [ "$m" -gt "$dense_max" ] && continue
+      base=$(gpu_used) peak=$base
+      if [ "$impl" = pytorch ]; then
+        "$PY" bench/losses.py --m "$m" --repeats 3 --device "$DEVICE" >"$OUT/losses-$m-$impl.json" &
+      else
+        "$KIT/losses" -m "$m" -path "$impl" -repeats 3 -device "$DEVICE" >"$OUT/losses-$m-$impl.json" &
+      fi
+      pid=$!
+      while kill -0 $pid 2>/dev/null; do
+        mem=$(gpu_used)
+        [ "$mem" -gt "$peak" ] && peak=$mem
+        sleep 0.1
+      done
+      wait $pid || { echo "M=$m $impl: exit status $?"; continue; }
+      echo "M=$m $impl: device peak $((peak - base)) MiB (nvidia-smi) $(cat "$OUT/losses-$m-$impl.json")"
+    done
+  done
+}
+export -f losses
+part losses 90 losses
+grep '^M=' "$OUT/losses.log" | sed -E 's/"times_ms": ?\[[^]]*\], ?//; s/^/  /' >>"$SUMMARY"
 
 # ---- bench ----
 part bench 330 env "${BENCH_ENV[@]}" PYTHON="$PY" SHIM_BUILD="$SHIM_BUILD" GPUTRAIN_BIN="$KIT/gputrain" \

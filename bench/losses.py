@@ -18,6 +18,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--m", type=int, default=4096, help="anchors M = samples x 2 views")
 p.add_argument("--repeats", type=int, default=3)
 p.add_argument("--threads", type=int, default=1)
+p.add_argument("--device", default="cpu")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
@@ -39,8 +40,8 @@ base = rss_mib()
 n = a.m // 2
 times, cpu = [], []
 for r in range(a.repeats + 1):
-    z = torch.randn(n, 2, 128, requires_grad=True)
-    y = torch.randint(0, 10, (n,))
+    z = torch.randn(n, 2, 128, device=a.device, requires_grad=True)
+    y = torch.randint(0, 10, (n,), device=a.device)
     t, c = time.perf_counter(), cpu_s()
     loss = losses.spread(z, y, 0.5, 0.5)
     loss.backward()
@@ -50,5 +51,8 @@ for r in range(a.repeats + 1):
         cpu.append((cpu_s() - c) * 1e3)
     del loss, z
 med = lambda v: sorted(v)[len(v) // 2]
-print(json.dumps({"impl": "pytorch", "m": a.m, "ms": med(times), "cpu_ms": med(cpu), "times_ms": times,
-                  "base_rss_mib": base}), flush=True)
+out = {"impl": "pytorch", "device": a.device, "m": a.m, "ms": med(times), "cpu_ms": med(cpu), "times_ms": times,
+       "base_rss_mib": base}
+if a.device.startswith("cuda"):
+    out["cuda_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+print(json.dumps(out), flush=True)

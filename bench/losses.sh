@@ -7,6 +7,9 @@
 #   M="1024 2048 4096 8192 16384"   anchors (samples x 2 views)
 #   IMPLS="dense blockwise pytorch" DENSE_MAX=8192 (larger M skip dense and PyTorch: memory)
 #   REPEATS=3 (timed, after one warm-up) THREADS=1 BLOCK=0 (blockwise rows per block; 0 = default)
+#   WHAT=analyze: what `spreadtrain analyze` computes instead (SupCon + cNCE + SimCLR, float64, no
+#     gradient; IMPLS defaults to "dense blockwise": PyTorch has no such reference here)
+#   DEVICE=cuda: on a GPU (wall time; peak RSS is then host memory only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
@@ -17,7 +20,8 @@ go build -o "$bin" ./bench/losses
 import json, os, subprocess, sys
 bin_ = sys.argv[1]
 ms = [int(x) for x in os.environ.get("M", "1024 2048 4096 8192 16384").split()]
-impls = os.environ.get("IMPLS", "dense blockwise pytorch").split()
+what, device = os.environ.get("WHAT", "train"), os.environ.get("DEVICE", "cpu")
+impls = os.environ.get("IMPLS", "dense blockwise pytorch" if what == "train" else "dense blockwise").split()
 dense_max = int(os.environ.get("DENSE_MAX", "8192"))
 rep, thr, block = os.environ.get("REPEATS", "3"), os.environ.get("THREADS", "1"), os.environ.get("BLOCK", "0")
 rows = []
@@ -26,9 +30,11 @@ for m in ms:
         if impl != "blockwise" and m > dense_max:
             continue
         if impl == "pytorch":
-            cmd = ["/usr/bin/python3", "bench/losses.py", "--m", str(m), "--repeats", rep, "--threads", thr]
+            cmd = ["/usr/bin/python3", "bench/losses.py", "--m", str(m), "--repeats", rep, "--threads", thr,
+                   "--device", device]
         else:
-            cmd = [bin_, "-m", str(m), "-path", impl, "-repeats", rep, "-threads", thr, "-block", block]
+            cmd = [bin_, "-m", str(m), "-path", impl, "-repeats", rep, "-threads", thr, "-block", block,
+                   "-device", device] + (["-analyze"] if what == "analyze" else [])
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE)
         out = p.stdout.read()
         _, status, ru = os.wait4(p.pid, 0)
@@ -41,10 +47,10 @@ for m in ms:
         rows.append(r)
 t = {(r["impl"], r["m"]): r for r in rows}
 fmt = lambda v, f="{:.0f}": f.format(v) if v is not None else "-"
-print(f"\nmedians of {rep} repeats, {thr} thread(s); ms = wall, cpu = user+sys of the process; "
+print(f"\n{what} on {device}: medians of {rep} repeats, {thr} thread(s); ms = wall, cpu = user+sys of the process; "
       "peak = peak RSS (MiB), base = RSS before the first loss, loss = peak - base")
 print(f"{'M':>6} {'impl':>10} {'wall ms':>9} {'cpu ms':>9} {'peak MiB':>9} {'base MiB':>9} "
-      f"{'loss MiB':>9} {'cpu/dense':>10} {'cpu/pytorch':>12} {'loss/pytorch':>13}")
+      f"{'loss MiB':>9} {'cpu/dense':>10} {'cpu/pytorch':>12} {'loss/pytorch':>13} {'|value-dense|':>14}")
 for m in ms:
     for impl in impls:
         r = t.get((impl, m))
@@ -56,5 +62,6 @@ for m in ms:
               f"{own(r):>9.0f} "
               f"{fmt(r['cpu_ms'] / d['cpu_ms'] if d else None, '{:.2f}'):>10} "
               f"{fmt(r['cpu_ms'] / p['cpu_ms'] if p else None, '{:.2f}'):>12} "
-              f"{fmt(own(r) / own(p) if p else None, '{:.2f}'):>13}")
+              f"{fmt(own(r) / own(p) if p else None, '{:.2f}'):>13} "
+              f"{fmt(abs(r['loss'] - d['loss']) if d and 'loss' in r else None, '{:.1e}'):>14}")
 PY

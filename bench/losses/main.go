@@ -2,7 +2,9 @@
 // embeddings, 10 classes) through spreadtrain at one size and one SupCon path, and prints one JSON
 // line: the median of the repeats in milliseconds and the resident memory before the first loss.
 // bench/losses.sh runs it once per (path, size) in its own process and reads that process's peak
-// RSS from the kernel, so each size's peak is its own.
+// RSS from the kernel, so each size's peak is its own. With -analyze it times what `spreadtrain
+// analyze` computes instead: SupCon, cNCE and SimCLR in float64 without gradient. -device cuda runs
+// on a GPU (bench/gpu_check.sh reads the device's memory from outside).
 package main
 
 import (
@@ -27,10 +29,17 @@ func main() {
 	block := flag.Int64("block", 0, "blockwise path: anchor rows per block (0: the package's default)")
 	repeats := flag.Int("repeats", 3, "timed repeats (after one untimed warm-up)")
 	threads := flag.Int("threads", 1, "intra-op threads")
+	analyze := flag.Bool("analyze", false, "time analyze's losses (float64, no gradient) instead of training's")
+	devName := flag.String("device", "cpu", "cpu or cuda")
 	flag.Parse()
 	path, err := supcon.ParsePath(*pathName)
 	if err != nil || *m < 4 || *m%2 != 0 {
 		fmt.Fprintf(os.Stderr, "losses: -path %q, -m %d: want dense, blockwise or auto and an even M >= 4 (%v)\n", *pathName, *m, err)
+		os.Exit(2)
+	}
+	dev, err := torch.ParseDevice(*devName)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "losses: -device %q: %v\n", *devName, err)
 		os.Exit(2)
 	}
 	torch.SetNumThreads(*threads)
@@ -41,22 +50,51 @@ func main() {
 	var loss float64
 	for r := 0; r < *repeats+1; r++ {
 		torch.WithScope(func() {
-			z := torch.Randn([]int64{n, 2, 128}, torch.Float32, torch.CPU).SetRequiresGrad(true)
-			y := torch.Randint(0, 10, []int64{n}, torch.Int64, torch.CPU)
+			y := torch.Randint(0, 10, []int64{n}, torch.Int64, dev)
+			var z, l *torch.Tensor
 			start, startCPU := time.Now(), cpuSeconds()
-			l := supcon.Spread(supcon.Views{Z: z, Labels: y, Path: path, BlockRows: *block}, 0.5, 0.5, supcon.DenomAll)
-			l.Backward()
-			z.Grad().Sum().Item()
+			if *analyze {
+				z = torch.Randn([]int64{n, 2, 128}, torch.Float64, dev)
+				start, startCPU = time.Now(), cpuSeconds()
+				l = analyzeLosses(supcon.Views{Z: z, Labels: y, Path: path, BlockRows: *block})
+			} else {
+				z = torch.Randn([]int64{n, 2, 128}, torch.Float32, dev).SetRequiresGrad(true)
+				start, startCPU = time.Now(), cpuSeconds()
+				l = supcon.Spread(supcon.Views{Z: z, Labels: y, Path: path, BlockRows: *block}, 0.5, 0.5, supcon.DenomAll)
+				l.Backward()
+				z.Grad().Sum().Item()
+			}
+			loss = l.Item() // also waits for a GPU to finish
 			if r > 0 { // the first run warms up
 				times = append(times, time.Since(start).Seconds()*1e3)
 				cpu = append(cpu, (cpuSeconds()-startCPU)*1e3)
 			}
-			loss = l.Item()
 		})
 	}
-	out, _ := json.Marshal(map[string]any{"impl": "spreadtrain-" + *pathName, "m": *m, "ms": median(times),
-		"cpu_ms": median(cpu), "times_ms": times, "base_rss_mib": base, "loss": loss})
+	what := "train"
+	if *analyze {
+		what = "analyze"
+	}
+	res := map[string]any{"impl": "spreadtrain-" + *pathName, "what": what, "device": *devName, "m": *m,
+		"ms": median(times), "cpu_ms": median(cpu), "times_ms": times, "base_rss_mib": base, "loss": loss}
+	out, _ := json.Marshal(res)
 	fmt.Println(string(out))
+}
+
+// analyzeLosses is SupCon + cNCE + SimCLR without gradient, as `spreadtrain analyze` computes them:
+// one blockwise pass (supcon.AllTerms) on the blockwise path, the dense formulation otherwise.
+func analyzeLosses(v supcon.Views) *torch.Tensor {
+	var sum *torch.Tensor
+	torch.NoGrad(func() {
+		if v.Path == supcon.PathBlockwise {
+			sc, cn, sim := supcon.AllTerms(v, 0.5, supcon.DenomAll)
+			sum = sc.Add(cn).Add(sim)
+			return
+		}
+		sc, cn := supcon.Terms(v, 0.5, supcon.DenomAll)
+		sum = sc.Add(cn).Add(supcon.SimCLR(v, 0.5))
+	})
+	return sum
 }
 
 func median(x []float64) float64 {
