@@ -65,7 +65,7 @@ func main() {
 				z.Grad().Sum().Item()
 			}
 			loss = l.Item() // also waits for a GPU to finish
-			if r > 0 { // the first run warms up
+			if r > 0 {      // the first run warms up
 				times = append(times, time.Since(start).Seconds()*1e3)
 				cpu = append(cpu, (cpuSeconds()-startCPU)*1e3)
 			}
