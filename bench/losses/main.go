@@ -52,7 +52,8 @@ func main() {
 		torch.WithScope(func() {
 			y := torch.Randint(0, 10, []int64{n}, torch.Int64, dev)
 			var z, l *torch.Tensor
-			start, startCPU := time.Now(), cpuSeconds()
+			var start time.Time
+			var startCPU float64
 			if *analyze {
 				z = torch.Randn([]int64{n, 2, 128}, torch.Float64, dev)
 				start, startCPU = time.Now(), cpuSeconds()
@@ -65,7 +66,8 @@ func main() {
 				z.Grad().Sum().Item()
 			}
 			loss = l.Item() // also waits for a GPU to finish
-			if r > 0 {      // the first run warms up
+			// the first run warms up
+			if r > 0 {
 				times = append(times, time.Since(start).Seconds()*1e3)
 				cpu = append(cpu, (cpuSeconds()-startCPU)*1e3)
 			}
