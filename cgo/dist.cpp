@@ -130,12 +130,13 @@ at::Tensor gather_rows(const Group& g, const at::Tensor& x_in, std::vector<int64
   if (x.dim() < 1 || x.dim() > kMaxDims)
     throw std::invalid_argument("all_gather: tensor must have 1 to 8 dimensions, got " + std::to_string(x.dim()));
   // header: dtype, ndim, sizes (padded)
-  at::Tensor hdr = at::zeros({2 + kMaxDims}, at::TensorOptions().dtype(at::kLong));
-  auto h = hdr.accessor<int64_t, 1>();
+  // h reads hdr_host below: it must stay alive after the copy to the group's device
+  at::Tensor hdr_host = at::zeros({2 + kMaxDims}, at::TensorOptions().dtype(at::kLong));
+  auto h = hdr_host.accessor<int64_t, 1>();
   h[0] = static_cast<int64_t>(x.scalar_type());
   h[1] = x.dim();
   for (int64_t d = 0; d < x.dim(); d++) h[2 + d] = x.size(d);
-  hdr = hdr.to(g.device);
+  at::Tensor hdr = hdr_host.to(g.device);
   std::vector<std::vector<at::Tensor>> hout(1);
   for (int r = 0; r < g.size; r++) hout[0].push_back(at::empty_like(hdr));
   std::vector<at::Tensor> hin{hdr};
