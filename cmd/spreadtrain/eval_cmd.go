@@ -47,6 +47,10 @@ func evalCommand() *cli.Command {
 			&cli.Float64Flag{Name: "knn-temperature", Value: 0.1, Usage: "temperature of the kNN votes"},
 			&cli.BoolFlag{Name: "skip-dro", Usage: "skip the group DRO probes"},
 			&cli.IntFlag{Name: "probe-epochs", Value: 0, Usage: "also train the reference protocol's fine-label probe on augmented images through the frozen encoder for this many epochs (the reference uses 100; 0: off)"},
+			&cli.IntFlag{Name: "george-full-epochs", Value: 0, Usage: "also run GEORGE's full-network variant for this many epochs where the data has groups and a validation split: encoder and head trained with group DRO over the found groups, the epoch chosen on validation (0: off)"},
+			&cli.Float64Flag{Name: "george-full-lr", Value: 1e-4, Usage: "the full-network variant's AdamW learning rate"},
+			&cli.Float64Flag{Name: "george-full-eta", Value: 0.01, Usage: "the full-network variant's group-weight step size"},
+			&cli.Float64Flag{Name: "george-full-adjustment", Value: 0, Usage: "the full-network variant's group adjustment C (loss_g + C/sqrt(n_g))"},
 			&cli.StringFlag{Name: "on", Value: "test", Usage: "score on the test split (metrics.json, report.md) or on the validation split (metrics_val.json: for choosing hyper-parameters without touching test)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -54,12 +58,18 @@ func evalCommand() *cli.Command {
 			if cfg.KNN.K < 1 || !(cfg.KNN.Temperature > 0) || c.Int("probe-epochs") < 0 {
 				return badInput("--knn-k must be >= 1, --knn-temperature positive and --probe-epochs >= 0")
 			}
+			gf := train.GeorgeFullConfig{Epochs: c.Int("george-full-epochs"), LR: c.Float64("george-full-lr"),
+				Eta: c.Float64("george-full-eta"), Adjustment: c.Float64("george-full-adjustment")}
+			if gf.Epochs < 0 || !(gf.LR > 0) || !(gf.Eta > 0) || !(gf.Adjustment >= 0) {
+				return badInput("--george-full-epochs must be >= 0, --george-full-lr and --george-full-eta positive, --george-full-adjustment >= 0")
+			}
 			on := c.String("on")
 			if on != "test" && on != "val" {
 				return badInput("--on %q: want test or val", on)
 			}
 			r, err := train.EvaluateRun(train.EvalOptions{RunDir: c.String("run"), DataRoot: c.String("data-root"),
-				Checkpoint: c.String("checkpoint"), Eval: cfg, ProbeEpochs: c.Int("probe-epochs"), On: on})
+				Checkpoint: c.String("checkpoint"), Eval: cfg, ProbeEpochs: c.Int("probe-epochs"), On: on,
+				GeorgeFull: gf})
 			if err != nil {
 				return err
 			}

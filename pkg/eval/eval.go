@@ -218,3 +218,10 @@ func toInt64(v []int) []int64 {
 	}
 	return out
 }
+
+// GroupAccuracies is the accuracy of predictions pred against truth within each group of ids, and the
+// worst of them (the robustness literature's worst-group accuracy).
+func GroupAccuracies(ids, pred, truth []int64) (per []GroupAcc, worstAcc float64) {
+	per = accuracyBy(ids, pred, truth)
+	return per, worst(per)
+}

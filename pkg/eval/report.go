@@ -56,10 +56,13 @@ type Report struct {
 	// per-class clusters of the training embeddings, scored against fine labels (or true groups)
 	Subgroups *Subgroups `json:"subgroups,omitempty"`
 	// worst-group robustness on the true test groups
-	ERM             *ProbeResult       `json:"erm,omitempty"`                   // the coarse probe seen by true group
-	DRODiscovered   *DROResult         `json:"group_dro_discovered,omitempty"`  // DRO over (class, cluster) groups
-	DROTrueGroups   *DROResult         `json:"group_dro_true_groups,omitempty"` // DRO over the true training groups
-	George          *GeorgeResult      `json:"george,omitempty"`                // DRO over found groups, selected on validation
+	ERM           *ProbeResult  `json:"erm,omitempty"`                   // the coarse probe seen by true group
+	DRODiscovered *DROResult    `json:"group_dro_discovered,omitempty"`  // DRO over (class, cluster) groups
+	DROTrueGroups *DROResult    `json:"group_dro_true_groups,omitempty"` // DRO over the true training groups
+	George        *GeorgeResult `json:"george,omitempty"`                // DRO over found groups, selected on validation
+	// GEORGE's full-network variant: encoder and head trained with DRO over the found groups, the
+	// epoch selected on validation (pkg/train; eval --george-full-epochs)
+	GeorgeFull      *DROResult         `json:"george_full_network,omitempty"`
 	Spread          *Spread            `json:"spread,omitempty"`
 	Timings         map[string]float64 `json:"timings_s"`
 	LibtorchVersion string             `json:"libtorch_version"`
@@ -285,7 +288,7 @@ func (r *Report) Markdown() string {
 		}
 		b.WriteString("\n")
 	}
-	if r.DRODiscovered != nil || r.DROTrueGroups != nil || r.George != nil {
+	if r.DRODiscovered != nil || r.DROTrueGroups != nil || r.George != nil || r.GeorgeFull != nil {
 		b.WriteString("## Worst-group robustness (true test groups)\n\n")
 		type col struct {
 			name string
@@ -306,6 +309,9 @@ func (r *Report) Markdown() string {
 		if g := r.George; g != nil {
 			d := g.Selected
 			cols = append(cols, col{fmt.Sprintf("GEORGE (η=%g, C=%g, step %d)", d.Eta, d.Adjustment, d.SelectedStep), d.PerGroup, d.TestAcc, d.WorstGroupAcc})
+		}
+		if d := r.GeorgeFull; d != nil {
+			cols = append(cols, col{fmt.Sprintf("GEORGE full network (epoch %d)", d.SelectedStep), d.PerGroup, d.TestAcc, d.WorstGroupAcc})
 		}
 		ids := map[int64]bool{}
 		for _, c := range cols {
@@ -357,6 +363,10 @@ func (r *Report) Markdown() string {
 			fmt.Fprintf(&b, " (%s %% on the worst true validation group, not used to select)", pct(*g.ValWorstTrueGroupAcc))
 		}
 		b.WriteString(".\n\n")
+	}
+	if d := r.GeorgeFull; d != nil {
+		fmt.Fprintf(&b, "GEORGE, full network: encoder and head trained with group DRO over %d found groups (η=%g, C=%g), epoch %d selected by its worst found-group accuracy on validation (%s %%).\n\n",
+			d.NumTrainGroup, d.Eta, d.Adjustment, d.SelectedStep, pct(*d.ValWorstGroupAcc))
 	}
 	if len(r.Timings) > 0 {
 		keys := make([]string, 0, len(r.Timings))

@@ -168,6 +168,9 @@ type EvalOptions struct {
 	// On is the split scored: "test" (the default) or "val", the held-out part of the training split,
 	// on which hyper-parameters are chosen (experiments/select.sh) without touching the test split.
 	On string
+	// GeorgeFull.Epochs > 0 adds GEORGE's full-network variant where the data has groups and a
+	// validation split (georgeFull); it runs last, since it changes the loaded encoder.
+	GeorgeFull GeorgeFullConfig
 }
 
 // MetricsFile is the file an evaluation on split writes in the run folder.
@@ -222,12 +225,12 @@ func EvaluateRun(o EvalOptions) (*eval.Report, error) {
 	if known(trainSet.Fine) && known(testSet.Fine) && len(trainSet.FineNames) > len(trainSet.CoarseNames) {
 		in.TrainFine, in.TestFine = trainSet.Fine, testSet.Fine
 	}
+	var valF *torch.Tensor
 	if known(trainSet.Group) && known(testSet.Group) {
 		in.TrainGroups, in.TestGroups = trainSet.Group, testSet.Group
 		// GEORGE selects its group DRO head on the validation split by the found groups
 		if valSet.N > 0 {
-			valF, err := Features(tr.model, tr.aug, valSet, tr.dev, 256)
-			if err != nil {
+			if valF, err = Features(tr.model, tr.aug, valSet, tr.dev, 256); err != nil {
 				return nil, err
 			}
 			defer valF.Free()
@@ -243,6 +246,17 @@ func EvaluateRun(o EvalOptions) (*eval.Report, error) {
 	}
 	if o.ProbeEpochs > 0 && in.TrainFine != nil {
 		if report.FineProbeAugmented, err = augmentedProbe(tr, trainSet, testSet, testF, o.ProbeEpochs, cfg.Train.Seed); err != nil {
+			return nil, err
+		}
+	}
+	if o.GeorgeFull.Epochs > 0 && report.George != nil {
+		valFound, err := report.Subgroups.AssignRows(eval.Data{X: valF, Labels: valSet.Coarse})
+		if err != nil {
+			return nil, err
+		}
+		gc := o.GeorgeFull
+		gc.Seed = cfg.Train.Seed
+		if report.GeorgeFull, err = georgeFull(tr, trainSet, valSet, testSet, report.Subgroups.Assign, valFound, gc); err != nil {
 			return nil, err
 		}
 	}
