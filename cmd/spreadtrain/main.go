@@ -44,7 +44,8 @@ var startupEnv = []struct{ name, value string }{
 	// glibc returns every freed block above 32 MiB (and free memory at the top of the heap) to the
 	// kernel, so each step's large tensors are mapped and zeroed afresh: a batch-256 ResNet-18 step
 	// spent most of its time in page faults here. Blocks up to 1 GiB now come from the heap, and up
-	// to 4 GiB of freed memory is kept for reuse (peak memory is unchanged; bench/README.md). One
+	// to 4 GiB of freed memory is kept for reuse: 3.7x faster steps at batch 256, for a third more
+	// peak memory (bench/malloc.sh, bench/README.md; GLIBC_TUNABLES= keeps glibc's defaults). One
 	// arena for all threads: another thread's arena maps every block above 64 MiB on its own, and
 	// Go runs cgo calls on whichever thread is free.
 	{"GLIBC_TUNABLES", mallocTunables},
