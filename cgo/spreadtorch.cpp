@@ -114,7 +114,7 @@ int st_get_num_threads(void) {
 void st_set_mkldnn(int on) { at::globalContext().setUserEnabledMkldnn(on != 0); }
 int st_mkldnn_enabled(void) { return at::globalContext().userEnabledMkldnn() ? 1 : 0; }
 
-st_err st_conv_check(double* out) {
+st_err st_conv_check(int64_t batch, int64_t size, double* out) {
   ST_TRY
   apply_threads();
   torch::AutoGradMode grad_on(true);
@@ -126,10 +126,10 @@ st_err st_conv_check(double* out) {
   double err = 0;
   at::Tensor ref_y, ref_gx;
   for (auto t : {at::kDouble, at::kFloat}) {
-    at::Tensor x = pattern({4, 8, 16, 16}, 0.37, t).requires_grad_(true);
+    at::Tensor x = pattern({batch, 8, size, size}, 0.37, t).requires_grad_(true);
     at::Tensor w = pattern({8, 8, 3, 3}, 0.71, t);
     at::Tensor y = at::conv2d(x, w, {}, 1, 1);
-    at::Tensor gx = torch::autograd::grad({y}, {x}, {pattern({4, 8, 16, 16}, 1.3, t)})[0];
+    at::Tensor gx = torch::autograd::grad({y}, {x}, {pattern({batch, 8, size, size}, 1.3, t)})[0];
     if (t == at::kDouble) {
       ref_y = y.detach(), ref_gx = gx;
       continue;

@@ -61,10 +61,10 @@ void st_set_cudnn_benchmark(int on);
 /* oneDNN (MKL-DNN) for CPU kernels: on by default where the build has it. */
 void st_set_mkldnn(int on);
 int st_mkldnn_enabled(void);
-/* A check of the CPU convolution kernels in use: a float32 3x3 convolution (batch 4, 8 -> 8 channels,
- * 16x16, fixed values, no RNG) and its input gradient against the same in float64; *out is the larger
- * of the two largest errors, relative to the largest float64 value. */
-st_err st_conv_check(double* out);
+/* A check of the CPU convolution kernels in use: a float32 3x3 convolution (batch x 8 channels x size x
+ * size, 8 output channels, fixed values, no RNG) and its input gradient against the same in float64;
+ * *out is the larger of the two largest errors, relative to the largest float64 value. */
+st_err st_conv_check(int64_t batch, int64_t size, double* out);
 /* Autocast (automatic mixed precision) on this thread for dev_type's tensors: ops autocast's policy
  * lists run in dtype (ST_BFLOAT16 or ST_FLOAT16). push returns what it replaced; pop restores it and
  * drops autocast's weight-cast cache when the outermost region ends. */
