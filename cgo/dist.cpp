@@ -13,6 +13,12 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/version.h>
+// the collectives' base class, included here so that the shim builds with neither backend's headers
+#if TORCH_VERSION_MAJOR >= 2
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#else
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#endif
 
 #if defined(USE_C10D_GLOO) && !defined(SPREADTORCH_NO_GLOO)
 #define ST_HAVE_GLOO 1
