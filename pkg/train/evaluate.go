@@ -249,7 +249,10 @@ func EvaluateRun(o EvalOptions) (*eval.Report, error) {
 			return nil, err
 		}
 	}
-	if o.GeorgeFull.Epochs > 0 && report.George != nil {
+	if o.GeorgeFull.Epochs > 0 && (report.George == nil || on != "test") {
+		// it selects on the validation split and reports on the test split's true groups
+		logrus.Warnf("%s: GEORGE's full-network variant skipped: it needs groups, a validation split and --on test", o.RunDir)
+	} else if o.GeorgeFull.Epochs > 0 {
 		valFound, err := report.Subgroups.AssignRows(eval.Data{X: valF, Labels: valSet.Coarse})
 		if err != nil {
 			return nil, err
