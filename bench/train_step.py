@@ -6,6 +6,7 @@ Prints one JSON line: per-step times and their median. Run through bench/train_s
 """
 import argparse
 import json
+import os
 import time
 
 import torch
@@ -21,6 +22,9 @@ def main():
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--round", type=int, default=0, help="round number, echoed in the output")
     args = ap.parse_args()
+    # SPREADTRAIN_MKLDNN=0: libtorch's own convolutions, as spreadtrain uses where its start-up check
+    # switched a faulty oneDNN off (libtorch 2.6 on AVX-512); the same kernels on both sides
+    torch.backends.mkldnn.enabled = os.environ.get("SPREADTRAIN_MKLDNN", "1") == "1"
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = torchvision.models.resnet18(num_classes=10)
