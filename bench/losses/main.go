@@ -83,18 +83,13 @@ func main() {
 	fmt.Println(string(out))
 }
 
-// analyzeLosses is SupCon + cNCE + SimCLR without gradient, as `spreadtrain analyze` computes them:
-// one blockwise pass (supcon.AllTerms) on the blockwise path, the dense formulation otherwise.
+// analyzeLosses is SupCon + cNCE + SimCLR without gradient, as `spreadtrain analyze` computes them
+// (supcon.AllTerms: one blockwise pass, or one dense similarity matrix on the dense path).
 func analyzeLosses(v supcon.Views) *torch.Tensor {
 	var sum *torch.Tensor
 	torch.NoGrad(func() {
-		if v.Path == supcon.PathBlockwise {
-			sc, cn, sim := supcon.AllTerms(v, 0.5, supcon.DenomAll)
-			sum = sc.Add(cn).Add(sim)
-			return
-		}
-		sc, cn := supcon.Terms(v, 0.5, supcon.DenomAll)
-		sum = sc.Add(cn).Add(supcon.SimCLR(v, 0.5))
+		sc, cn, sim := supcon.AllTerms(v, 0.5, supcon.DenomAll)
+		sum = sc.Add(cn).Add(sim)
 	})
 	return sum
 }

@@ -85,27 +85,29 @@ func TestBlockwiseMatchesDense(t *testing.T) {
 	}
 }
 
-// Under no-grad (analyze) the blockwise path returns plain values; AllTerms' three losses equal
-// the separate ones.
+// Under no-grad (analyze) the blockwise path returns plain values; AllTerms' three losses, on the
+// blockwise path and on the dense one, equal the separate dense ones.
 func TestAllTermsWithoutGrad(t *testing.T) {
 	torch.WithScope(func() {
 		torch.ManualSeed(3)
 		z := torch.Randn([]int64{30, 2, 8}, torch.Float64, torch.CPU)
 		y := torch.Randint(0, 4, []int64{30}, torch.Int64, torch.CPU)
-		v := Views{Z: z, Labels: y, BlockRows: 4}
-		var sc, cn, sim *torch.Tensor
-		torch.NoGrad(func() { sc, cn, sim = AllTerms(v, 0.5, DenomNegatives) })
-		if sc.RequiresGrad() {
-			t.Fatal("a no-grad loss requires grad")
-		}
 		dense := Views{Z: z, Labels: y, Path: PathDense}
-		for name, pair := range map[string][2]*torch.Tensor{
-			"supcon": {sc, SupCon(dense, 0.5, DenomNegatives)},
-			"cnce":   {cn, CNCE(dense, 0.5)},
-			"simclr": {sim, SimCLR(dense, 0.5)},
-		} {
-			if e := relErr(pair[0].Item(), pair[1].Item(), 1e-3); e > 1e-12 {
-				t.Errorf("%s: AllTerms %.15g, dense %.15g", name, pair[0].Item(), pair[1].Item())
+		for _, path := range []Path{PathBlockwise, PathDense} {
+			v := Views{Z: z, Labels: y, Path: path, BlockRows: 4}
+			var sc, cn, sim *torch.Tensor
+			torch.NoGrad(func() { sc, cn, sim = AllTerms(v, 0.5, DenomNegatives) })
+			if sc.RequiresGrad() {
+				t.Fatalf("path %d: a no-grad loss requires grad", path)
+			}
+			for name, pair := range map[string][2]*torch.Tensor{
+				"supcon": {sc, SupCon(dense, 0.5, DenomNegatives)},
+				"cnce":   {cn, CNCE(dense, 0.5)},
+				"simclr": {sim, SimCLR(dense, 0.5)},
+			} {
+				if e := relErr(pair[0].Item(), pair[1].Item(), 1e-3); e > 1e-12 {
+					t.Errorf("path %d, %s: AllTerms %.15g, dense %.15g", path, name, pair[0].Item(), pair[1].Item())
+				}
 			}
 		}
 	})

@@ -279,8 +279,14 @@ func Terms(v Views, tau float64, denom Denominator) (supcon, cnce *torch.Tensor)
 	return p.supcon(denom), p.cnce()
 }
 
-// AllTerms computes SupCon, cNCE and SimCLR in one blockwise pass (for analysing saved embeddings).
+// AllTerms computes SupCon, cNCE and SimCLR from one walk over the similarities: one blockwise pass,
+// or one dense similarity matrix on the dense path (v.Path as for the other losses; analyze asks for
+// the blockwise path, whose memory grows linearly with the embeddings).
 func AllTerms(v Views, tau float64, denom Denominator) (supcon, cnce, simclr *torch.Tensor) {
+	if !v.useBlockwise() {
+		p := newPairs(v, tau)
+		return p.supcon(denom), p.cnce(), p.simclr()
+	}
 	l := blockwise(v, tau, denom, []target{{supcon: 1}, {cnce: 1}, {simclr: 1}})
 	return l[0], l[1], l[2]
 }
