@@ -258,7 +258,7 @@ func groupDRO(train, test Data, val *Data, cfg DROConfig) (*DROResult, error) {
 		res.ValPredictions = m.predict(xval)
 	}
 	ptr, pte := m.predict(xtr), m.predict(xte)
-	res.TrainAcc, res.TestAcc = accuracy(ptr, train.Labels), accuracy(pte, test.Labels)
+	res.TrainAcc, res.TestAcc = Accuracy(ptr, train.Labels), Accuracy(pte, test.Labels)
 	res.PerGroup, res.Predictions = accuracyBy(test.Groups, pte, test.Labels), pte
 	res.WorstGroupAcc = worst(res.PerGroup)
 	for g, id := range gids {

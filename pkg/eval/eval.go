@@ -160,7 +160,8 @@ func accuracyBy(ids, pred, truth []int64) []GroupAcc {
 	return out
 }
 
-func accuracy(pred, truth []int64) float64 {
+// Accuracy is the share of pred that equals truth (0 for no rows).
+func Accuracy(pred, truth []int64) float64 {
 	if len(truth) == 0 {
 		return 0
 	}

@@ -85,7 +85,7 @@ func KNN(train, test Data, cfg KNNConfig) (*KNNResult, error) {
 				pred = append(pred, votes.Argmax(1, false).Int64s()...)
 			})
 		}
-		res = &KNNResult{K: int(k), Temperature: cfg.Temperature, Accuracy: accuracy(pred, test.Labels),
+		res = &KNNResult{K: int(k), Temperature: cfg.Temperature, Accuracy: Accuracy(pred, test.Labels),
 			PerClass: accuracyBy(test.Labels, pred, test.Labels), Predictions: pred}
 		if test.Groups != nil {
 			res.PerGroup = accuracyBy(test.Groups, pred, test.Labels)

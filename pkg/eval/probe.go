@@ -313,7 +313,7 @@ func linearProbe(train, test Data, cfg ProbeConfig) (*ProbeResult, error) {
 					ferr = err
 					return
 				}
-				acc = accuracy(m.predict(xv), yv)
+				acc = Accuracy(m.predict(xv), yv)
 			})
 			if ferr != nil {
 				return nil, ferr
@@ -329,7 +329,7 @@ func linearProbe(train, test Data, cfg ProbeConfig) (*ProbeResult, error) {
 	}
 	ptr, pte := m.predict(xtr), m.predict(xte)
 	res := &ProbeResult{
-		NumClasses: int(c), TrainAcc: accuracy(ptr, train.Labels), TestAcc: accuracy(pte, test.Labels),
+		NumClasses: int(c), TrainAcc: Accuracy(ptr, train.Labels), TestAcc: Accuracy(pte, test.Labels),
 		PerClass: accuracyBy(test.Labels, pte, test.Labels), WeightDecay: lambda, Iterations: iters,
 		Converged: conv, FinalLoss: loss, Predictions: pte,
 	}

@@ -112,35 +112,22 @@ func georgeFull(tr *trained, train, val, test *data.Dataset, trainFound, valFoun
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
 		tr.model.SetEncodersTrain(true)
 		var correct, seen float64
-		for {
-			b, ok, err := loader.Next()
-			if err != nil {
-				return nil, fmt.Errorf("george full network: %w", err)
-			}
-			if !ok {
-				break
-			}
-			err = torch.WithScopeErr(func() error {
-				views, err := tr.aug.Views(b.Images, 1)
-				if err != nil {
-					return err
-				}
-				logits := head.Forward(tr.model.Embed(views.Flatten(0, 1)))
-				loss := torch.CrossEntropy(logits, b.Coarse, torch.ReduceNone, 0) // [B]
-				member := b.Group.OneHot(k).To(torch.Float32)                     // [B, K]
-				count := member.SumDims(false, 0)
-				groupLoss := member.Mul(loss.Unsqueeze(1)).SumDims(false, 0).Div(count.ClampMin(1))
-				updateGroupWeights(q, groupLoss, count, adjust, cfg.Eta)
-				groupLoss.Mul(q).Sum().Backward()
-				opt.Step(cfg.LR)
-				opt.ZeroGrad()
-				correct += logits.Argmax(1, false).Eq(b.Coarse).To(torch.Float64).Sum().Item()
-				seen += float64(b.Coarse.Size(0))
-				return nil
-			})
-			if err != nil {
-				return nil, fmt.Errorf("george full network: %w", err)
-			}
+		err := eachAugmentedBatch(loader, tr.aug, func(b data.Batch, images *torch.Tensor) error {
+			logits := head.Forward(tr.model.Embed(images))
+			loss := torch.CrossEntropy(logits, b.Coarse, torch.ReduceNone, 0) // [B]
+			member := b.Group.OneHot(k).To(torch.Float32)                     // [B, K]
+			count := member.SumDims(false, 0)
+			groupLoss := member.Mul(loss.Unsqueeze(1)).SumDims(false, 0).Div(count.ClampMin(1))
+			updateGroupWeights(q, groupLoss, count, adjust, cfg.Eta)
+			groupLoss.Mul(q).Sum().Backward()
+			opt.Step(cfg.LR)
+			opt.ZeroGrad()
+			correct += logits.Argmax(1, false).Eq(b.Coarse).To(torch.Float64).Sum().Item()
+			seen += float64(b.Coarse.Size(0))
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("george full network: %w", err)
 		}
 		valPred, err := predictions(tr, head, val)
 		if err != nil {
@@ -159,7 +146,7 @@ func georgeFull(tr *trained, train, val, test *data.Dataset, trainFound, valFoun
 		res.SelectedStep, res.ValWorstGroupAcc, res.ValPredictions = epoch, &w, valPred
 		res.TrainAcc = correct / max(seen, 1) // on the epoch's augmented images
 		res.PerGroup, res.WorstGroupAcc = eval.GroupAccuracies(test.Group, testPred, test.Coarse)
-		_, res.TestAcc = eval.GroupAccuracies(make([]int64, test.N), testPred, test.Coarse) // one group: all rows
+		res.TestAcc = eval.Accuracy(testPred, test.Coarse)
 		res.Predictions = testPred
 		qs := q.Float64s()
 		res.GroupWeights = res.GroupWeights[:0]

@@ -46,32 +46,19 @@ func augmentedProbe(tr *trained, train, test *data.Dataset, testFeats *torch.Ten
 	var correct, seen float64
 	for epoch := 0; epoch < epochs; epoch++ {
 		correct, seen = 0, 0
-		for {
-			b, ok, err := loader.Next()
-			if err != nil {
-				return nil, fmt.Errorf("augmented probe: %w", err)
-			}
-			if !ok {
-				break
-			}
-			err = torch.WithScopeErr(func() error {
-				views, err := tr.aug.Views(b.Images, 1)
-				if err != nil {
-					return err
-				}
-				var h *torch.Tensor
-				torch.NoGrad(func() { h = tr.model.Embed(views.Flatten(0, 1)) })
-				logits := head.Forward(h)
-				torch.CrossEntropy(logits, b.Coarse, torch.ReduceMean, 0).Backward()
-				opt.Step(1e-3)
-				opt.ZeroGrad()
-				correct += logits.Argmax(1, false).Eq(b.Coarse).To(torch.Float64).Sum().Item()
-				seen += float64(b.Coarse.Size(0))
-				return nil
-			})
-			if err != nil {
-				return nil, fmt.Errorf("augmented probe: %w", err)
-			}
+		err := eachAugmentedBatch(loader, tr.aug, func(b data.Batch, images *torch.Tensor) error {
+			var h *torch.Tensor
+			torch.NoGrad(func() { h = tr.model.Embed(images) })
+			logits := head.Forward(h)
+			torch.CrossEntropy(logits, b.Coarse, torch.ReduceMean, 0).Backward()
+			opt.Step(1e-3)
+			opt.ZeroGrad()
+			correct += logits.Argmax(1, false).Eq(b.Coarse).To(torch.Float64).Sum().Item()
+			seen += float64(b.Coarse.Size(0))
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("augmented probe: %w", err)
 		}
 	}
 	res.TrainAcc = correct / max(seen, 1) // on the last epoch's augmented images
@@ -88,4 +75,26 @@ func augmentedProbe(tr *trained, train, test *data.Dataset, testFeats *torch.Ten
 	}
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// eachAugmentedBatch runs f, in a scope, on every batch of one pass over loader, with one augmented
+// view of the batch's images [B, C, H, W] (the training loops of the augmented probe and of GEORGE's
+// full-network variant).
+func eachAugmentedBatch(loader *data.Loader, aug *data.Augmenter, f func(b data.Batch, images *torch.Tensor) error) error {
+	for {
+		b, ok, err := loader.Next()
+		if err != nil || !ok {
+			return err
+		}
+		err = torch.WithScopeErr(func() error {
+			views, err := aug.Views(b.Images, 1)
+			if err != nil {
+				return err
+			}
+			return f(b, views.Flatten(0, 1))
+		})
+		if err != nil {
+			return err
+		}
+	}
 }
