@@ -21,9 +21,10 @@ const convChecks = 10
 // passed, else what was done about it (the CLI logs it as a warning).
 var CPUKernelNote = checkCPUConvolution()
 
-// checkCPUConvolution checks the CPU convolution kernels once per process (convChecks times). Debian 13's libtorch 2.6
-// (oneDNN 3.7.2) returns wrong convolution input gradients on an AVX-512 CPU: relative error ~1 in
-// this check, the same in that release's python3-torch, and NaN decoder gradients in training.
+// checkCPUConvolution checks the CPU convolution kernels once per process (worstConvCheck). Debian
+// 13's libtorch 2.6 (oneDNN 3.7.2) returns wrong convolution input gradients on an AVX-512 CPU:
+// relative error ~1 in this check, the same in that release's python3-torch, and NaN decoder
+// gradients in training.
 // When the check fails with oneDNN and passes without it, oneDNN stays off for the process:
 // libtorch's own kernels are correct (and likely slower).
 func checkCPUConvolution() string {
