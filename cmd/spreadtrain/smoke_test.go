@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/spreadtrain/spreadtrain/pkg/npy"
 	"github.com/spreadtrain/spreadtrain/pkg/torch"
 )
@@ -60,6 +62,7 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	ro, wo, _ := os.Pipe()
 	re, we, _ := os.Pipe()
 	os.Stdout, os.Stderr = wo, we
+	logrus.SetOutput(we) // logrus keeps the os.Stderr it found at start-up
 	outC, errC := make(chan string), make(chan string)
 	go func() { b, _ := io.ReadAll(ro); outC <- string(b) }()
 	go func() { b, _ := io.ReadAll(re); errC <- string(b) }()
@@ -67,6 +70,7 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	wo.Close()
 	we.Close()
 	os.Stdout, os.Stderr = oldOut, oldErr
+	logrus.SetOutput(oldErr)
 	return code, <-outC, <-errC
 }
 
