@@ -28,6 +28,7 @@ The step, as in spreadtrain (pkg/train, method thanos, cgo/models.cpp):
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
@@ -401,6 +402,9 @@ def main():
         ap.error("want --warmup >= 1, --steps >= 1, --images >= --batch")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    # SPREADTRAIN_MKLDNN=0: libtorch's own CPU convolutions, as spreadtrain uses where its start-up
+    # check switched a faulty oneDNN off (libtorch 2.6 on AVX-512); bench/thanos_step.sh sets it
+    torch.backends.mkldnn.enabled = os.environ.get("SPREADTRAIN_MKLDNN", "1") == "1"
     dev = torch.device(args.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         sys.exit("gpu_train.py: --device cuda but torch.cuda.is_available() is False")
