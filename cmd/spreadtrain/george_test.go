@@ -18,7 +18,7 @@ import (
 // writeWaterbirds writes a small dataset in Waterbirds' released layout (metadata.csv with
 // img_id,img_filename,y,split,place,place_filename; JPEGs under species folders). The bird (y) is a
 // bright bar, vertical for waterbirds and horizontal for landbirds; the place is the background's
-// colour. In train the place agrees with y on `agree` of the rows, in val and test on half.
+// colour. In train the place agrees with y on a share `agree` of the rows, in val and test on half.
 func writeWaterbirds(t *testing.T, dir string, perSplit [3]int, agree float64) {
 	t.Helper()
 	rng := rand.New(rand.NewSource(1))
@@ -27,14 +27,11 @@ func writeWaterbirds(t *testing.T, dir string, perSplit [3]int, agree float64) {
 	id := 0
 	for split, n := range perSplit {
 		for i := 0; i < n; i++ {
-			y := i % 2
-			p := y
-			if a := agree; split > 0 {
-				a = 0.5
-			} else if rng.Float64() >= a {
+			y, p := i%2, i%2
+			if split == 0 && rng.Float64() >= agree {
 				p = 1 - y
 			}
-			if split > 0 && (i/2)%2 == 1 { // val and test: both places for each class, half and half
+			if split > 0 && (i/2)%2 == 1 { // val and test: each class on each place, half and half
 				p = 1 - y
 			}
 			img := image.NewRGBA(image.Rect(0, 0, 16, 16))
