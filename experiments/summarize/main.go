@@ -394,7 +394,11 @@ func pairedTable(s *suite, baseline, method string) (string, bool) {
 	}
 	ml, sl, md, sd, minLift, maxDrop := liftStats(ps)
 	fmt.Fprintf(&b, "| mean ± sd | | | | | %+.1f ± %.1f | %+.1f ± %.1f |\n", 100*ml, 100*sl, 100*md, 100*sd)
-	fmt.Fprintf(&b, "\nSmallest fine lift %+.1f points; largest coarse drop %.1f points (%d seeds).\n", 100*minLift, 100*maxDrop, len(ps))
+	seeds := "seeds"
+	if len(ps) == 1 {
+		seeds = "seed"
+	}
+	fmt.Fprintf(&b, "\nSmallest fine lift %+.1f points; largest coarse drop %.1f points (%d %s).\n", 100*minLift, 100*maxDrop, len(ps), seeds)
 	return b.String(), true
 }
 
